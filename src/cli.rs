@@ -1,0 +1,128 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "meet", version, about = "Self-hosted audio meetings for a teacher and their students")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTP API, realtime and jobs.
+    Serve(ServeArgs),
+    /// Manage hosts, students and meetings (through the running server, or the database when none runs).
+    Admin(AdminArgs),
+    /// Run maintenance jobs now: cleanup, archive, retention.
+    Jobs(JobsArgs),
+    /// A live dashboard of the running server.
+    Top(CommonArgs),
+}
+
+/// Where to find the configuration and the data.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Configuration file (default: $MEET_CONFIG, ./meet.toml, /etc/meet/meet.toml).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, JWT secret, control socket, local recordings).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Address to listen on: ADDR:PORT, or PORT alone (all interfaces).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Validate the configuration, print a summary and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub what: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Host accounts.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Student accounts.
+    #[command(subcommand)]
+    Student(StudentCommand),
+    /// Meetings.
+    #[command(subcommand)]
+    Meeting(MeetingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Create a host; without --password-stdin a random password is generated and printed.
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List hosts.
+    List,
+    /// Disable a host (its tokens stop working; its students cannot log in).
+    Disable { name: String },
+    /// Enable a host again.
+    Enable { name: String },
+    /// Set a host's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a host with its students, meetings and recordings.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StudentCommand {
+    /// List students, all or one host's.
+    List {
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeetingCommand {
+    /// List meetings.
+    List {
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+    },
+    /// End a meeting now.
+    End { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// cleanup, archive, retention, or all (default).
+    #[arg(default_value = "all")]
+    pub job: String,
+}

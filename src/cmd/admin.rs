@@ -1,0 +1,106 @@
+//! `meet admin`: hosts, students and meetings, as tables or JSON.
+
+use std::io::BufRead as _;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::cli::{AdminArgs, AdminCommand, HostCommand, MeetingCommand, StudentCommand};
+use crate::control::client;
+use crate::control::proto::Request;
+use crate::jobs::Silent;
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    crate::telemetry::init_minimal();
+    let config = super::load_config(&args.common)?;
+    let mut generated = None;
+    let request = match args.what {
+        AdminCommand::Host(HostCommand::Add { name, password_stdin }) => {
+            let password = password(password_stdin, &mut generated)?;
+            Request::HostAdd { username: name, password }
+        }
+        AdminCommand::Host(HostCommand::List) => Request::HostList,
+        AdminCommand::Host(HostCommand::Disable { name }) => Request::HostSetActive { host: name, active: false },
+        AdminCommand::Host(HostCommand::Enable { name }) => Request::HostSetActive { host: name, active: true },
+        AdminCommand::Host(HostCommand::Passwd { name, password_stdin }) => {
+            let password = password(password_stdin, &mut generated)?;
+            Request::HostPasswd { host: name, password }
+        }
+        AdminCommand::Host(HostCommand::Remove { name }) => Request::HostRemove { host: name },
+        AdminCommand::Student(StudentCommand::List { host }) => Request::StudentList { host },
+        AdminCommand::Meeting(MeetingCommand::List { status }) => Request::MeetingList { status },
+        AdminCommand::Meeting(MeetingCommand::End { id }) => Request::MeetingEnd { id },
+    };
+    let value = match client::run(&config, request.clone(), &Silent).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("meet admin: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if args.json {
+        let mut out = value.clone();
+        if let (Some(p), Value::Object(map)) = (&generated, &mut out) {
+            map.insert("generatedPassword".into(), Value::String(p.clone()));
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&request, &value);
+        if let Some(p) = generated {
+            println!("password: {p}\n(shown only this once)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// From the first line of stdin, or generated.
+fn password(from_stdin: bool, generated: &mut Option<String>) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        let p = line.trim_end_matches(['\r', '\n']).to_owned();
+        if p.is_empty() {
+            bail!("no password on standard input");
+        }
+        Ok(p)
+    } else {
+        let p = crate::service::new_id();
+        *generated = Some(p.clone());
+        Ok(p)
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("-")
+}
+
+fn print_human(request: &Request, v: &Value) {
+    match request {
+        Request::HostList | Request::StudentList { .. } => {
+            let rows = v.as_array().cloned().unwrap_or_default();
+            println!("{:<22} {:<32} {:<8} {:<22} {}", "ID", "USERNAME", "ACTIVE", "HOST", "CREATED");
+            for u in &rows {
+                let active = u.get("isActive").and_then(Value::as_bool).unwrap_or(false);
+                println!("{:<22} {:<32} {:<8} {:<22} {}", s(u, "_id"), s(u, "username"), active, s(u, "hostId"), s(u, "createdAt"));
+            }
+            println!("{} account(s)", rows.len());
+        }
+        Request::MeetingList { .. } => {
+            let rows = v.as_array().cloned().unwrap_or_default();
+            println!("{:<22} {:<10} {:<10} {:<6} {:<16} {}", "ID", "STATUS", "MODE", "PEOPLE", "HOST", "TOPIC");
+            for m in &rows {
+                let n = m.get("participantCount").and_then(Value::as_u64).unwrap_or(0);
+                println!("{:<22} {:<10} {:<10} {:<6} {:<16} {}", s(m, "_id"), s(m, "status"), s(m, "mode"), n, s(m, "hostName"), s(m, "topic"));
+            }
+            println!("{} meeting(s)", rows.len());
+        }
+        Request::MeetingEnd { .. } => println!("meeting {} is {} ({})", s(v, "_id"), s(v, "status"), s(v, "endReason")),
+        Request::HostRemove { host } => println!("removed host {host} with its students, meetings and recordings"),
+        Request::HostAdd { .. } | Request::HostSetActive { .. } | Request::HostPasswd { .. } => {
+            let active = v.get("isActive").and_then(Value::as_bool).unwrap_or(false);
+            println!("host {} ({}) active: {active}", s(v, "username"), s(v, "_id"));
+        }
+        _ => println!("{v}"),
+    }
+}

@@ -1,0 +1,61 @@
+//! `meet serve`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::cli::ServeArgs;
+use crate::config::{Config, Overrides, StorageConfig};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let overrides =
+        Overrides { config: args.common.config.clone(), data_dir: args.common.data_dir.clone(), listen: args.listen.clone() };
+    let config = Config::load(&overrides)?;
+    if args.check_config {
+        print_summary(&config);
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::telemetry::init(&config.logging);
+    let app = crate::app::start(config).await.context("cannot start")?;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    app.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn print_summary(c: &Config) {
+    println!("configuration is valid");
+    println!("  listen            {}", c.listen);
+    println!("  data dir          {}", c.data_dir.display());
+    println!("  database          {}", c.database.url);
+    println!("  socket.io path    {}", c.socketio_path);
+    match &c.storage {
+        StorageConfig::Local { dir } => println!("  storage           local: {}", dir.display()),
+        StorageConfig::S3(s) => println!(
+            "  storage           s3: bucket {} in {}{}",
+            s.bucket,
+            s.region,
+            s.endpoint.as_deref().map(|e| format!(" at {e}")).unwrap_or_default()
+        ),
+    }
+    println!(
+        "  limits            {} participants, {} s, {} meetings/host/day ({})",
+        c.limits.max_participants, c.limits.max_duration_seconds, c.limits.daily_limit, c.limits.time_zone
+    );
+    println!("  retention         {} days", c.retention.num_days());
+    println!("  jwt secret        {}", if c.auth.jwt_secret.is_some() { "configured" } else { "generated in the data dir" });
+    println!("  cors origins      {}", if c.http.cors_origins.is_empty() { "(none)".into() } else { c.http.cors_origins.join(", ") });
+}

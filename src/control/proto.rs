@@ -1,0 +1,31 @@
+//! The control protocol: one JSON request per line from the client; zero or more progress lines,
+//! then one final reply line, from the server.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Ping,
+    HostAdd { username: String, password: String },
+    HostList,
+    HostSetActive { host: String, active: bool },
+    HostPasswd { host: String, password: String },
+    HostRemove { host: String },
+    StudentList { host: Option<String> },
+    MeetingList { status: Option<String> },
+    MeetingEnd { id: String },
+    JobRun { name: String },
+    Stats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// A job's item count.
+    Total(u64),
+    /// One more item done.
+    Advance,
+    Ok(serde_json::Value),
+    Error { code: String, message: String },
+}

@@ -1,0 +1,6 @@
+//! The rules of the product, free of I/O: who users are, how a meeting moves through its states,
+//! the limits, and who may see or hear whom.
+
+pub mod access;
+pub mod meetings;
+pub mod users;

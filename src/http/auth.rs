@@ -1,0 +1,104 @@
+//! `/api/auth/*` and `/api/student/login`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Deserialize;
+use warp::filters::BoxedFilter;
+use warp::Filter;
+
+use super::extract::{caller, client_ip, json, state};
+use super::{HttpState, Response, answer};
+use crate::domain::access::Identity;
+use crate::domain::users::{Role, username_key};
+use crate::error::Error;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
+    let login = warp::path!("api" / "auth" / "login")
+        .and(warp::post())
+        .and(state(Arc::clone(s)))
+        .and(client_ip())
+        .and(json::<LoginBody>())
+        .and_then(|s: Arc<HttpState>, ip: IpAddr, body: LoginBody| async move {
+            let result = throttled_login(&s, ip, body, None).await;
+            answer(result, |l| super::json(StatusCode::OK, &l))
+        });
+    let student_login = warp::path!("api" / "student" / "login")
+        .and(warp::post())
+        .and(state(Arc::clone(s)))
+        .and(client_ip())
+        .and(json::<LoginBody>())
+        .and_then(|s: Arc<HttpState>, ip: IpAddr, body: LoginBody| async move {
+            let result = throttled_login(&s, ip, body, Some(Role::Student)).await;
+            answer(result, |l| super::json(StatusCode::OK, &serde_json::json!({"status": "success", "data": l})))
+        });
+    let profile = warp::path!("api" / "auth" / "profile")
+        .and(warp::get())
+        .and(state(Arc::clone(s)))
+        .and(caller(Arc::clone(s)))
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+            answer(s.services.profile(&who).await, |u| super::json(StatusCode::OK, &u))
+        });
+    let change_password = warp::path!("api" / "auth" / "change-password")
+        .and(warp::put())
+        .and(state(Arc::clone(s)))
+        .and(caller(Arc::clone(s)))
+        .and(json::<ChangePasswordBody>())
+        .and_then(|s: Arc<HttpState>, who: Identity, body: ChangePasswordBody| async move {
+            let result = s.services.change_password(&who, &body.current_password, &body.new_password).await;
+            answer(result, |(token, expires_at)| {
+                super::json(
+                    StatusCode::OK,
+                    &serde_json::json!({"status": "success", "message": "Password changed", "token": token, "expiresAt": expires_at}),
+                )
+            })
+        });
+    login.or(student_login).unify().or(profile).unify().or(change_password).unify().boxed()
+}
+
+/// A login, throttled per username and client address after repeated failures.
+async fn throttled_login(s: &HttpState, ip: IpAddr, body: LoginBody, only: Option<Role>) -> crate::error::Result<crate::service::Login> {
+    let mut missing = Vec::new();
+    if body.username.is_empty() {
+        missing.push(crate::error::FieldError::new("username", "is required"));
+    }
+    if body.password.is_empty() {
+        missing.push(crate::error::FieldError::new("password", "is required"));
+    }
+    if !missing.is_empty() {
+        return Err(Error::Validation(missing));
+    }
+    if body.username.len() > 64 || body.password.len() > 1024 {
+        return Err(Error::InvalidCredentials);
+    }
+    let key = format!("{}|{ip}", username_key(&body.username));
+    if let Some(retry_after) = s.limiter.login_blocked(&key) {
+        return Err(Error::RateLimited { retry_after });
+    }
+    let result = s.services.login(&body.username, &body.password, only).await;
+    match &result {
+        Err(Error::InvalidCredentials) => {
+            s.metrics.login_failed();
+            s.limiter.login_failed(&key);
+        }
+        Ok(_) => s.limiter.login_succeeded(&key),
+        Err(_) => {}
+    }
+    result
+}
+

@@ -1,0 +1,115 @@
+//! Filters that pull typed things out of a request: the caller, a JSON body, the client address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use warp::{Filter, Rejection};
+
+use super::error::ApiError;
+use super::HttpState;
+use crate::domain::access::Identity;
+use crate::error::FieldError;
+
+/// The peer address of the connection, put in the request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The client's IP as the rate limits see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+pub fn state(state: Arc<HttpState>) -> impl Filter<Extract = (Arc<HttpState>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || Arc::clone(&state))
+}
+
+pub fn client_ip() -> impl Filter<Extract = (IpAddr,), Error = std::convert::Infallible> + Clone {
+    warp::ext::optional::<ClientIp>().map(|ip: Option<ClientIp>| ip.map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0))
+}
+
+/// The authenticated caller, from `Authorization: Bearer <jwt>`.
+pub fn caller(state: Arc<HttpState>) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and(self::state(state)).and_then(
+        |header: Option<String>, state: Arc<HttpState>| async move {
+            let token = header
+                .as_deref()
+                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| ApiError::from(crate::error::Error::Unauthorized).into_rejection())?;
+            state.services.authenticate(token).await.map_err(|e| ApiError::from(e).into_rejection())
+        },
+    )
+}
+
+/// A JSON body parsed into `T` (unknown fields, wrong types and missing fields are validation
+/// errors naming the field). An empty body reads as `{}`.
+pub fn json<T: DeserializeOwned + Send + 'static>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type").and(warp::body::bytes()).and_then(
+        |content_type: Option<String>, body: Bytes| async move { parse_json::<T>(content_type.as_deref(), &body).map_err(ApiError::into_rejection) },
+    )
+}
+
+pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    if let Some(ct) = content_type {
+        let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::bad_request("Content-Type must be application/json"));
+        }
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("Body must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let field = if path == "." {
+            // "missing field `x`" / "unknown field `x`, expected ..."
+            inner.split('`').nth(1).unwrap_or("body").to_owned()
+        } else {
+            path
+        };
+        let message = if inner.starts_with("unknown field") {
+            "is not a known field".to_owned()
+        } else if inner.starts_with("missing field") {
+            "is required".to_owned()
+        } else if inner.starts_with("invalid type") {
+            inner.split(", expected").nth(1).map_or_else(|| "has the wrong type".to_owned(), |exp| format!("must be{exp}"))
+        } else {
+            inner
+        };
+        ApiError::validation(vec![FieldError::new(field, message)])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Login {
+        username: String,
+        password: String,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<Login>(None, br#"{"username":{"$gt":""},"password":"x"}"#).expect_err("type");
+        assert_eq!((e.code, e.errors[0].field.as_str()), ("validation_failed", "username"));
+        let e = parse_json::<Login>(None, br#"{"username":"a"}"#).expect_err("missing");
+        assert_eq!(e.errors[0].field, "password");
+        let e = parse_json::<Login>(None, br#"{"username":"a","password":"b","role":"admin"}"#).expect_err("unknown");
+        assert_eq!(e.errors[0].field, "role");
+        let e = parse_json::<Login>(None, b"{nope").expect_err("syntax");
+        assert_eq!(e.code, "bad_request");
+        let e = parse_json::<Login>(Some("text/plain"), br#"{"username":"a","password":"b"}"#).expect_err("ct");
+        assert_eq!(e.code, "bad_request");
+        assert!(parse_json::<Login>(Some("application/json; charset=utf-8"), br#"{"username":"a","password":"b"}"#).is_ok());
+    }
+}

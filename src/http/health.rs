@@ -1,0 +1,99 @@
+//! `/socket-health`, `/healthz`, `/readyz` and `/metrics`.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::json as j;
+use warp::filters::BoxedFilter;
+use warp::{Filter, Reply};
+
+use super::error::ApiError;
+use super::extract::{client_ip, state};
+use super::{HttpState, Response};
+
+pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
+    let socket_health = warp::path!("socket-health").and(warp::get()).and(state(Arc::clone(s))).and_then(
+        |s: Arc<HttpState>| async move {
+            let active = s.services.store.count_meetings(Some("active")).await;
+            Ok::<_, std::convert::Infallible>(match active {
+                Ok(active) => super::json(
+                    StatusCode::OK,
+                    &j!({
+                        "status": "ok",
+                        "connections": s.metrics.connections(),
+                        "activeMeetings": active,
+                        "uptimeSeconds": s.services.uptime().as_secs(),
+                        "version": env!("CARGO_PKG_VERSION"),
+                    }),
+                ),
+                Err(e) => ApiError::from(e).into_response(),
+            })
+        },
+    );
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| super::json(StatusCode::OK, &j!({"status": "ok"})));
+    let readyz = warp::path!("readyz").and(warp::get()).and(state(Arc::clone(s))).and_then(|s: Arc<HttpState>| async move {
+        let database = s.services.store.ping().await.err().map(|e| e.to_string());
+        let storage = s.services.storage.check().await.err().map(|e| e.to_string());
+        let checks = j!({
+            "database": database.as_deref().unwrap_or("ok"),
+            "storage": storage.as_deref().unwrap_or("ok"),
+        });
+        Ok::<_, std::convert::Infallible>(match database.or(storage) {
+            None => super::json(StatusCode::OK, &j!({"status": "ready", "checks": checks})),
+            Some(failure) => {
+                tracing::warn!(%failure, "not ready");
+                super::json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &j!({"status": "error", "code": "not_ready", "message": format!("Not ready: {failure}"), "checks": checks}),
+                )
+            }
+        })
+    });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(state(Arc::clone(s)))
+        .and(client_ip())
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(|s: Arc<HttpState>, ip: IpAddr, auth: Option<String>| async move {
+            let allowed = ip.is_loopback()
+                || match auth.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
+                    Some(token) => s.services.authenticate(token).await.is_ok_and(|who| who.is_admin()),
+                    None => false,
+                };
+            if !allowed {
+                return Ok::<_, std::convert::Infallible>(
+                    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Metrics are for administrators").into_response(),
+                );
+            }
+            Ok(render_metrics(&s).await.into_response())
+        });
+    socket_health.or(healthz).unify().or(readyz).unify().or(metrics).unify().boxed()
+}
+
+async fn render_metrics(s: &HttpState) -> Response {
+    let mut out = String::with_capacity(2048);
+    s.metrics.render(&mut out);
+    if let Ok(stats) = s.services.stats().await {
+        for (name, help, v) in [
+            ("meet_hosts", "Host accounts.", stats.hosts),
+            ("meet_students", "Student accounts.", stats.students),
+            ("meet_meetings_active", "Meetings in progress.", stats.meetings.active),
+            ("meet_meetings", "Meetings in the database.", stats.meetings.total),
+            ("meet_recordings", "Recordings in the database.", stats.recordings),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP meet_uptime_seconds Seconds since start.\n# TYPE meet_uptime_seconds gauge\nmeet_uptime_seconds {}",
+        s.services.uptime().as_secs()
+    );
+    let mut res = warp::reply::with_status(out, StatusCode::OK).into_response();
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    res
+}

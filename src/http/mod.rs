@@ -1,0 +1,108 @@
+//! The HTTP API: thin adapters that parse, authorise through the service, and answer in the
+//! contract's shapes. One file per resource; `server` runs the listener and the cross-cutting
+//! concerns (client address, body limit, rate limit, CORS, security headers, access log).
+
+mod admin;
+mod auth;
+pub mod error;
+pub mod extract;
+mod health;
+mod host;
+mod meetings;
+mod metrics;
+mod ratelimit;
+mod recordings;
+pub mod server;
+mod student;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::{Filter, Reply};
+
+pub use metrics::Metrics;
+pub use ratelimit::RateLimiter;
+
+use self::error::ApiError;
+use crate::service::Services;
+
+/// What every handler can reach.
+pub struct HttpState {
+    pub services: Arc<Services>,
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+}
+
+impl HttpState {
+    pub fn new(services: Arc<Services>) -> Self {
+        let http = &services.config.http;
+        let limiter = RateLimiter::new(http.requests_per_window, http.window, http.login_failures, http.login_window);
+        Self { services, limiter, metrics: Metrics::default() }
+    }
+}
+
+pub type Response = warp::reply::Response;
+
+/// A JSON answer with a status.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// The answer to a service call: `ok` builds the success body, an error becomes its JSON.
+pub fn answer<T>(result: crate::error::Result<T>, ok: impl FnOnce(T) -> Response) -> Result<Response, Infallible> {
+    Ok(match result {
+        Ok(v) => ok(v),
+        Err(e) => ApiError::from(e).into_response(),
+    })
+}
+
+/// `{"status":"success"}`.
+pub fn success() -> Response {
+    json(StatusCode::OK, &serde_json::json!({"status": "success"}))
+}
+
+/// Every route, with rejections turned into the contract's errors.
+pub fn routes(state: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
+    let api = auth::routes(state)
+        .or(host::routes(state))
+        .unify()
+        .or(student::routes(state))
+        .unify()
+        .or(meetings::routes(state))
+        .unify()
+        .or(recordings::routes(state))
+        .unify()
+        .or(admin::routes(state))
+        .unify()
+        .or(health::routes(state))
+        .unify();
+    api.recover(error::recover).unify().boxed()
+}
+
+/// `?status=` on meeting lists.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    pub status: Option<String>,
+}
+
+impl StatusQuery {
+    pub fn parse(&self) -> crate::error::Result<Option<crate::domain::meetings::Status>> {
+        match self.status.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s) => crate::domain::meetings::Status::parse(s)
+                .map(Some)
+                .ok_or_else(|| crate::error::Error::invalid("status", "must be created, active, ended or archived")),
+        }
+    }
+}
+
+/// `?status=` as a filter; a malformed query string is a validation error.
+pub fn status_query() -> impl Filter<Extract = (StatusQuery,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify().map(|raw: String| {
+        serde_urlencoded::from_str::<StatusQuery>(&raw).unwrap_or(StatusQuery { status: Some("\u{0}invalid".into()) })
+    })
+}

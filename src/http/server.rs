@@ -1,0 +1,197 @@
+//! The listener, and what every request goes through before and after its route: the client
+//! address, the global rate limit, the body limit, CORS, the security headers and the access log.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use warp::Reply;
+use warp::filters::BoxedFilter;
+
+use super::error::ApiError;
+use super::extract::{ClientAddr, ClientIp};
+use super::{HttpState, Response};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data:; \
+                   style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+                   frame-ancestors 'none'";
+
+/// The per-connection service in front of the warp routes.
+#[derive(Clone)]
+pub struct AppService {
+    routes: BoxedFilter<(Response,)>,
+    state: Arc<HttpState>,
+    peer: SocketAddr,
+}
+
+impl AppService {
+    pub fn new(routes: BoxedFilter<(Response,)>, state: Arc<HttpState>, peer: SocketAddr) -> Self {
+        Self { routes, state, peer }
+    }
+}
+
+impl<B> tower::Service<Request<B>> for AppService
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+impl AppService {
+    async fn handle<B>(self, req: Request<B>) -> Response
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let http = &self.state.services.config.http;
+        let ip = client_ip(self.peer, req.headers(), http.trust_forwarded_for);
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(ClientAddr(self.peer));
+        parts.extensions.insert(ClientIp(ip));
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_owned();
+        let origin = parts.headers.get(header::ORIGIN).cloned();
+        let cors_ok = origin.as_ref().is_some_and(|o| origin_allowed(&http.cors_origins, o));
+
+        let response = if method == Method::OPTIONS && parts.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+            preflight(cors_ok)
+        } else if let Some(retry) = self.state.limiter.request(ip) {
+            ApiError::rate_limited(retry.as_secs()).into_response()
+        } else if parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).is_some_and(|n| n > http.body_limit as u64) {
+            ApiError::too_large(http.body_limit).into_response()
+        } else {
+            match Limited::new(body, http.body_limit).collect().await {
+                Ok(collected) => {
+                    let req = Request::from_parts(parts, Full::new(collected.to_bytes()));
+                    match warp::service(self.routes.clone()).oneshot(req).await {
+                        Ok(res) => res,
+                        Err(never) => match never {},
+                    }
+                }
+                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                    ApiError::too_large(http.body_limit).into_response()
+                }
+                Err(_) => ApiError::bad_request("The request body could not be read").into_response(),
+            }
+        };
+        self.finish(response, origin.filter(|_| cors_ok), &method, &path, ip, started)
+    }
+
+    fn finish(&self, mut res: Response, cors_origin: Option<HeaderValue>, method: &Method, path: &str, ip: IpAddr, started: Instant) -> Response {
+        let h = res.headers_mut();
+        h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        h.insert("content-security-policy", HeaderValue::from_static(CSP));
+        h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+        if let Some(age) = self.state.services.config.http.hsts_max_age
+            && let Ok(v) = HeaderValue::from_str(&format!("max-age={age}; includeSubDomains"))
+        {
+            h.insert("strict-transport-security", v);
+        }
+        if let Some(origin) = cors_origin {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after, content-range"));
+            h.append(header::VARY, HeaderValue::from_static("origin"));
+        }
+        let status = res.status().as_u16();
+        self.state.metrics.response(status);
+        // The path only: query strings and headers can carry tokens and are never logged.
+        tracing::info!(target: "meet::access", %ip, %method, path, status, micros = started.elapsed().as_micros() as u64);
+        res
+    }
+}
+
+fn preflight(allowed: bool) -> Response {
+    if !allowed {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed").into_response();
+    }
+    let mut res = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response();
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, range"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    res
+}
+
+fn origin_allowed(allowed: &[String], origin: &HeaderValue) -> bool {
+    origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o))
+}
+
+/// The peer, or with `trust_forwarded_for` the address the (one, trusted) proxy saw.
+fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for
+        && let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish for up
+/// to `grace`.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: impl Future<Output = ()>, grace: Duration) {
+    let routes = super::routes(&state);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = AppService::new(routes.clone(), Arc::clone(&state), peer);
+        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        let builder = Builder::new(TokioExecutor::new());
+        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections were still open after the shutdown grace period");
+    }
+}

@@ -1,0 +1,121 @@
+//! The service layer: the product's operations, shared by the HTTP API, the control socket
+//! (`meet admin`) and the jobs. It applies the rules of `domain`, reads and writes through
+//! `store` and `storage`, and announces what happened on an event channel.
+
+mod auth;
+mod meetings;
+mod recordings;
+mod users;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+pub use auth::{Login, PasswordHasher, TokenIssuer};
+pub use meetings::{JoinOutcome, MeetingDetail};
+pub use recordings::{MeetingCounts, Stats};
+pub use users::{AdminBootstrap, UserPatch};
+pub use views::{HostRef, Participant, Playback, Recording, User};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::meetings::Meeting;
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+use crate::store::Store;
+
+/// Something that happened to a meeting, for the realtime layer and the SFU.
+#[derive(Debug, Clone)]
+pub enum MeetingEvent {
+    Joined { meeting_id: String, user_id: String },
+    Left { meeting_id: String, user_id: String },
+    ModeChanged { meeting: Box<Meeting> },
+    Ended { meeting: Box<Meeting> },
+    Muted { meeting_id: String, user_id: String, muted: bool },
+}
+
+/// Everything a request handler, a job or the control socket needs.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub storage: Storage,
+    pub clock: Arc<dyn Clock>,
+    pub tokens: TokenIssuer,
+    pub hasher: PasswordHasher,
+    events: broadcast::Sender<MeetingEvent>,
+    locks: KeyedLocks,
+    identities: auth::IdentityCache,
+    started: std::time::Instant,
+}
+
+impl Services {
+    pub fn new(config: Arc<Config>, store: Store, storage: Storage, clock: Arc<dyn Clock>, jwt_secret: &[u8]) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            tokens: TokenIssuer::new(jwt_secret, config.auth.token_lifetime),
+            hasher: PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations),
+            config,
+            store,
+            storage,
+            clock,
+            events,
+            locks: KeyedLocks::default(),
+            identities: auth::IdentityCache::default(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<MeetingEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: MeetingEvent) {
+        // No subscriber is fine: nobody is listening live.
+        let _ = self.events.send(event);
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
+/// Ids: 20 characters of `a-z0-9`, URL-safe, about 103 bits of randomness.
+pub fn new_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+}
+
+/// Path ids are at most 40 URL-safe characters; anything else cannot name a record.
+pub fn check_id(id: &str, what: &'static str) -> Result<()> {
+    if id.is_empty() || id.len() > 40 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Error::NotFound(what));
+    }
+    Ok(())
+}
+
+/// One async mutex per key (a meeting, a host), so that check-then-write sequences such as the
+/// participant limit and the daily limit cannot race.
+#[derive(Default)]
+struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl KeyedLocks {
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if map.len() > 10_000 {
+                // Drop the locks nobody holds or waits for.
+                map.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            Arc::clone(map.entry(key.to_owned()).or_default())
+        };
+        lock.lock_owned().await
+    }
+}
