@@ -18,7 +18,10 @@ use crate::store::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("JWT secret: {0}")]
     Secret(std::io::Error),
     #[error(transparent)]
@@ -26,7 +29,10 @@ pub enum StartError {
     #[error("recording storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Control(#[from] crate::control::server::ControlError),
     #[error(transparent)]
@@ -40,16 +46,28 @@ pub async fn open_services(config: &Config) -> Result<Services, StartError> {
     open_services_with(config, Arc::new(SystemClock)).await
 }
 
-async fn open_services_with(config: &Config, clock: Arc<dyn Clock>) -> Result<Services, StartError> {
+async fn open_services_with(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Services, StartError> {
     ensure_data_dir(&config.data_dir)?;
     let secret = jwt_secret(config)?;
     let store = Store::open(&config.database).await?;
     let storage = Storage::open(&config.storage).await?;
-    Ok(Services::new(Arc::new(config.clone()), store, storage, clock, &secret))
+    Ok(Services::new(
+        Arc::new(config.clone()),
+        store,
+        storage,
+        clock,
+        &secret,
+    ))
 }
 
 fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
-    let err = |source| StartError::DataDir { path: dir.display().to_string(), source };
+    let err = |source| StartError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(err)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
@@ -65,7 +83,12 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     let path = config.data_dir.join("jwt_secret");
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().as_bytes().to_vec()),
-        Ok(_) => return Err(StartError::Secret(std::io::Error::other(format!("{} is too short", path.display())))),
+        Ok(_) => {
+            return Err(StartError::Secret(std::io::Error::other(format!(
+                "{} is too short",
+                path.display()
+            ))));
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(StartError::Secret(e)),
         Err(_) => {}
     }
@@ -74,7 +97,12 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     let mut bytes = [0u8; 48];
     rand::rng().fill_bytes(&mut bytes);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(StartError::Secret)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(StartError::Secret)?;
     std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(StartError::Secret)?;
     tracing::info!(path = %path.display(), "generated a JWT secret");
     Ok(secret.into_bytes())
@@ -113,7 +141,10 @@ pub async fn start(config: Config) -> Result<AppHandle, StartError> {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<AppHandle, StartError> {
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<AppHandle, StartError> {
     let services = Arc::new(open_services_with(&config, clock).await?);
     let admin = services.ensure_admin().await.map_err(StartError::Admin)?;
     match &admin {
@@ -123,15 +154,24 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
                  This password is shown only this once. Change it with PUT /api/auth/change-password.\n"
             );
         }
-        AdminBootstrap::Created { username } => tracing::info!(%username, "created the administrator account"),
+        AdminBootstrap::Created { username } => {
+            tracing::info!(%username, "created the administrator account")
+        }
         AdminBootstrap::Present => {}
     }
 
     let control_path = config.control_socket();
     let control = crate::control::server::bind(&control_path).await?;
-    let listener =
-        tokio::net::TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
 
     let http = Arc::new(HttpState::new(Arc::clone(&services)));
     let (stop, mut stopped) = watch::channel(false);
@@ -144,8 +184,25 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<A
         },
         grace,
     ));
-    let control_task = tokio::spawn(crate::control::server::serve(control, control_path, Arc::clone(&services)));
-    let scheduler = if config.jobs.enabled { Some(crate::jobs::scheduler::start(Arc::clone(&services)).await?) } else { None };
+    let control_task = tokio::spawn(crate::control::server::serve(
+        control,
+        control_path,
+        Arc::clone(&services),
+    ));
+    let scheduler = if config.jobs.enabled {
+        Some(crate::jobs::scheduler::start(Arc::clone(&services)).await?)
+    } else {
+        None
+    };
     tracing::info!(%addr, data_dir = %config.data_dir.display(), storage = services.storage.kind(), "meet is listening");
-    Ok(AppHandle { addr, services, http, admin, stop, http_task, control_task, scheduler })
+    Ok(AppHandle {
+        addr,
+        services,
+        http,
+        admin,
+        stop,
+        http_task,
+        control_task,
+        scheduler,
+    })
 }

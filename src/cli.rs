@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "meet", version, about = "Self-hosted audio meetings for a teacher and their students")]
+#[command(
+    name = "meet",
+    version,
+    about = "Self-hosted audio meetings for a teacher and their students"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

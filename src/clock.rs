@@ -38,7 +38,9 @@ impl ManualClock {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DateTime<Utc>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -24,7 +24,10 @@ pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["meet.toml", "/etc/meet/meet.toml"]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("configuration: {0}")]
@@ -34,7 +37,10 @@ pub enum ConfigError {
 }
 
 fn key_err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Key { key: key.to_owned(), message: message.into() }
+    ConfigError::Key {
+        key: key.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A secret value: never printed.
@@ -267,7 +273,12 @@ pub struct MeetingLimits {
 
 impl Default for MeetingLimits {
     fn default() -> Self {
-        Self { max_participants: 50, max_duration_seconds: 18_000, daily_limit: 25, time_zone: chrono_tz::UTC }
+        Self {
+            max_participants: 50,
+            max_duration_seconds: 18_000,
+            daily_limit: 25,
+            time_zone: chrono_tz::UTC,
+        }
     }
 }
 
@@ -325,7 +336,10 @@ impl Config {
     }
 
     /// Loads from an explicit environment (tests).
-    pub fn load_from(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn load_from(
+        overrides: &Overrides,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut table = match config_path(overrides, env)? {
             Some(path) => read_table(&path)?,
             None => toml::Table::new(),
@@ -338,8 +352,12 @@ impl Config {
 
     /// Parses TOML text only (used to check the shipped `meet.toml`).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let table: toml::Table =
-            text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { path: "<text>".into(), message: e.to_string() })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: "<text>".into(),
+                message: e.to_string(),
+            })?;
         let raw = parse_table(table, Path::new("<text>"))?;
         Self::validate(raw, &Overrides::default())
     }
@@ -353,7 +371,11 @@ impl Config {
         let raw = parse_table(table, Path::new("<tests>")).unwrap_or_default();
         let mut config = Self::validate(
             raw,
-            &Overrides { data_dir: Some(data_dir.to_path_buf()), listen: Some("127.0.0.1:0".into()), config: None },
+            &Overrides {
+                data_dir: Some(data_dir.to_path_buf()),
+                listen: Some("127.0.0.1:0".into()),
+                config: None,
+            },
         )
         .unwrap_or_else(|e| panic!("test defaults are valid: {e}"));
         // Fast hashing for tests; production keeps argon2's recommended cost.
@@ -364,53 +386,106 @@ impl Config {
 
     #[allow(clippy::too_many_lines)]
     pub fn validate(raw: RawConfig, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let data_dir = overrides.data_dir.clone().or(raw.server.data_dir).unwrap_or_else(|| PathBuf::from("data"));
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(raw.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
         let listen_text = overrides
             .listen
             .clone()
             .or(raw.server.listen.map(|t| t.0))
             .unwrap_or_else(|| "0.0.0.0:5000".into());
         let listen = parse_listen(&listen_text).map_err(|m| key_err("server.listen", m))?;
-        let socketio_path = raw.server.socketio_path.map_or_else(|| "/ws".to_owned(), |t| t.0);
-        if !socketio_path.starts_with('/') || socketio_path.len() < 2 || socketio_path.starts_with("/api") {
-            return Err(key_err("server.socketio_path", "must start with `/` and not be under /api"));
+        let socketio_path = raw
+            .server
+            .socketio_path
+            .map_or_else(|| "/ws".to_owned(), |t| t.0);
+        if !socketio_path.starts_with('/')
+            || socketio_path.len() < 2
+            || socketio_path.starts_with("/api")
+        {
+            return Err(key_err(
+                "server.socketio_path",
+                "must start with `/` and not be under /api",
+            ));
         }
 
-        let db_url = raw.database.url.map_or_else(|| format!("surrealkv://{}", data_dir.join("db").display()), |t| t.0);
+        let db_url = raw.database.url.map_or_else(
+            || format!("surrealkv://{}", data_dir.join("db").display()),
+            |t| t.0,
+        );
         let scheme = db_url.split("://").next().unwrap_or_default();
         if !matches!(scheme, "mem" | "surrealkv" | "ws" | "wss") || !db_url.contains("://") {
-            return Err(key_err("database.url", "expected mem://, surrealkv://DIR, ws://HOST:PORT or wss://HOST:PORT"));
+            return Err(key_err(
+                "database.url",
+                "expected mem://, surrealkv://DIR, ws://HOST:PORT or wss://HOST:PORT",
+            ));
         }
-        let db_password = secret_or_file(raw.database.password, raw.database.password_file.as_deref(), "database.password")?;
+        let db_password = secret_or_file(
+            raw.database.password,
+            raw.database.password_file.as_deref(),
+            "database.password",
+        )?;
         let credentials = match (raw.database.username, db_password) {
             (Some(u), Some(p)) => Some((u.0, p)),
             (None, None) => None,
-            _ => return Err(key_err("database.username", "username and password go together")),
+            _ => {
+                return Err(key_err(
+                    "database.username",
+                    "username and password go together",
+                ));
+            }
         };
         if matches!(scheme, "ws" | "wss") && credentials.is_none() {
-            return Err(key_err("database.username", "a remote database needs a username and password"));
+            return Err(key_err(
+                "database.username",
+                "a remote database needs a username and password",
+            ));
         }
 
-        let jwt_secret = secret_or_file(raw.auth.jwt_secret, raw.auth.jwt_secret_file.as_deref(), "auth.jwt_secret")?;
+        let jwt_secret = secret_or_file(
+            raw.auth.jwt_secret,
+            raw.auth.jwt_secret_file.as_deref(),
+            "auth.jwt_secret",
+        )?;
         if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
             return Err(key_err("auth.jwt_secret", "must be at least 16 characters"));
         }
         let token_lifetime = raw.auth.token_lifetime_seconds.unwrap_or(86_400);
         if !(60..=31 * 86_400).contains(&token_lifetime) {
-            return Err(key_err("auth.token_lifetime_seconds", "must be between 60 and 2678400"));
+            return Err(key_err(
+                "auth.token_lifetime_seconds",
+                "must be between 60 and 2678400",
+            ));
         }
         let password_min_length = raw.auth.password_min_length.unwrap_or(8);
         if !(1..=128).contains(&password_min_length) {
-            return Err(key_err("auth.password_min_length", "must be between 1 and 128"));
+            return Err(key_err(
+                "auth.password_min_length",
+                "must be between 1 and 128",
+            ));
         }
-        let admin_username = raw.auth.admin_username.map_or_else(|| "admin".to_owned(), |t| t.0);
+        let admin_username = raw
+            .auth
+            .admin_username
+            .map_or_else(|| "admin".to_owned(), |t| t.0);
         if crate::domain::users::validate_username(&admin_username).is_err() {
             return Err(key_err("auth.admin_username", "3–32 of A-Z a-z 0-9 . _ -"));
         }
-        let admin_password =
-            secret_or_file(raw.auth.admin_password, raw.auth.admin_password_file.as_deref(), "auth.admin_password")?;
-        if admin_password.as_ref().is_some_and(|p| p.expose().chars().count() < password_min_length) {
-            return Err(key_err("auth.admin_password", format!("must be at least {password_min_length} characters")));
+        let admin_password = secret_or_file(
+            raw.auth.admin_password,
+            raw.auth.admin_password_file.as_deref(),
+            "auth.admin_password",
+        )?;
+        if admin_password
+            .as_ref()
+            .is_some_and(|p| p.expose().chars().count() < password_min_length)
+        {
+            return Err(key_err(
+                "auth.admin_password",
+                format!("must be at least {password_min_length} characters"),
+            ));
         }
         let auth = AuthConfig {
             jwt_secret,
@@ -418,18 +493,30 @@ impl Config {
             password_min_length,
             admin_username,
             admin_password,
-            argon2_memory_kib: positive(raw.auth.argon2_memory_kib, 19_456, "auth.argon2_memory_kib")?,
+            argon2_memory_kib: positive(
+                raw.auth.argon2_memory_kib,
+                19_456,
+                "auth.argon2_memory_kib",
+            )?,
             argon2_iterations: positive(raw.auth.argon2_iterations, 2, "auth.argon2_iterations")?,
         };
 
         let mut cors_origins = raw.http.cors_origins.unwrap_or_default();
-        for origin in [raw.http.frontend_url, raw.http.client_url].into_iter().flatten() {
+        for origin in [raw.http.frontend_url, raw.http.client_url]
+            .into_iter()
+            .flatten()
+        {
             cors_origins.push(origin.0);
         }
         for origin in &mut cors_origins {
             let trimmed = origin.trim_end_matches('/').to_owned();
-            if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) || trimmed.contains(char::is_whitespace) {
-                return Err(key_err("http.cors_origins", format!("`{origin}` is not an http(s) origin")));
+            if !(trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+                || trimmed.contains(char::is_whitespace)
+            {
+                return Err(key_err(
+                    "http.cors_origins",
+                    format!("`{origin}` is not an http(s) origin"),
+                ));
             }
             *origin = trimmed;
         }
@@ -437,34 +524,79 @@ impl Config {
         cors_origins.dedup();
         let rl = raw.http.rate_limit;
         let http = HttpConfig {
-            body_limit: positive(raw.http.body_limit_bytes, 16 * 1024, "http.body_limit_bytes")?,
+            body_limit: positive(
+                raw.http.body_limit_bytes,
+                16 * 1024,
+                "http.body_limit_bytes",
+            )?,
             cors_origins,
             hsts_max_age: raw.http.hsts_max_age_seconds.filter(|s| *s > 0),
             trust_forwarded_for: raw.http.trust_forwarded_for.unwrap_or(false),
-            requests_per_window: positive(rl.requests_per_window, 5_000, "http.rate_limit.requests_per_window")?,
-            window: Duration::from_secs(positive(rl.window_seconds, 900, "http.rate_limit.window_seconds")?),
+            requests_per_window: positive(
+                rl.requests_per_window,
+                5_000,
+                "http.rate_limit.requests_per_window",
+            )?,
+            window: Duration::from_secs(positive(
+                rl.window_seconds,
+                900,
+                "http.rate_limit.window_seconds",
+            )?),
             login_failures: positive(rl.login_failures, 10, "http.rate_limit.login_failures")?,
-            login_window: Duration::from_secs(positive(rl.login_window_seconds, 900, "http.rate_limit.login_window_seconds")?),
+            login_window: Duration::from_secs(positive(
+                rl.login_window_seconds,
+                900,
+                "http.rate_limit.login_window_seconds",
+            )?),
         };
 
         let time_zone = match raw.meetings.time_zone {
-            Some(t) => chrono_tz::Tz::from_str(&t.0).map_err(|_| key_err("meetings.time_zone", "unknown IANA time zone"))?,
+            Some(t) => chrono_tz::Tz::from_str(&t.0)
+                .map_err(|_| key_err("meetings.time_zone", "unknown IANA time zone"))?,
             None => chrono_tz::UTC,
         };
         let limits = MeetingLimits {
-            max_participants: positive(raw.meetings.max_participants, 50, "meetings.max_participants")?,
-            max_duration_seconds: positive(raw.meetings.max_duration_seconds, 18_000, "meetings.max_duration_seconds")?,
+            max_participants: positive(
+                raw.meetings.max_participants,
+                50,
+                "meetings.max_participants",
+            )?,
+            max_duration_seconds: positive(
+                raw.meetings.max_duration_seconds,
+                18_000,
+                "meetings.max_duration_seconds",
+            )?,
             daily_limit: positive(raw.meetings.daily_limit, 25, "meetings.daily_limit")?,
             time_zone,
         };
-        let archive_hours = positive(raw.meetings.archive_after_hours, 24, "meetings.archive_after_hours")?;
-        let retention_days = positive(raw.recordings.retention_days, 3, "recordings.retention_days")?;
+        let archive_hours = positive(
+            raw.meetings.archive_after_hours,
+            24,
+            "meetings.archive_after_hours",
+        )?;
+        let retention_days = positive(
+            raw.recordings.retention_days,
+            3,
+            "recordings.retention_days",
+        )?;
 
         let jobs = JobsConfig {
             enabled: raw.jobs.enabled.unwrap_or(true),
-            cleanup_schedule: cron(raw.jobs.cleanup_schedule, "0 */5 * * * *", "jobs.cleanup_schedule")?,
-            retention_schedule: cron(raw.jobs.retention_schedule, "0 0 2 * * *", "jobs.retention_schedule")?,
-            archive_schedule: cron(raw.jobs.archive_schedule, "0 0 1 * * *", "jobs.archive_schedule")?,
+            cleanup_schedule: cron(
+                raw.jobs.cleanup_schedule,
+                "0 */5 * * * *",
+                "jobs.cleanup_schedule",
+            )?,
+            retention_schedule: cron(
+                raw.jobs.retention_schedule,
+                "0 0 2 * * *",
+                "jobs.retention_schedule",
+            )?,
+            archive_schedule: cron(
+                raw.jobs.archive_schedule,
+                "0 0 1 * * *",
+                "jobs.archive_schedule",
+            )?,
         };
 
         let storage = validate_storage(raw.storage, &data_dir)?;
@@ -474,9 +606,15 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(_) => return Err(key_err("logging.format", "expected \"text\" or \"json\"")),
         };
-        let level = raw.logging.level.map_or_else(|| DEFAULT_LOG_LEVEL.to_owned(), |t| t.0);
+        let level = raw
+            .logging
+            .level
+            .map_or_else(|| DEFAULT_LOG_LEVEL.to_owned(), |t| t.0);
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-            return Err(key_err("logging.level", "not a valid level or filter (e.g. \"info\", \"meet=debug\")"));
+            return Err(key_err(
+                "logging.level",
+                "not a valid level or filter (e.g. \"info\", \"meet=debug\")",
+            ));
         }
 
         Ok(Self {
@@ -486,15 +624,25 @@ impl Config {
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_seconds.unwrap_or(10)),
             database: DatabaseConfig {
                 url: db_url,
-                namespace: raw.database.namespace.map_or_else(|| "meet".to_owned(), |t| t.0),
-                database: raw.database.database.map_or_else(|| "meet".to_owned(), |t| t.0),
+                namespace: raw
+                    .database
+                    .namespace
+                    .map_or_else(|| "meet".to_owned(), |t| t.0),
+                database: raw
+                    .database
+                    .database
+                    .map_or_else(|| "meet".to_owned(), |t| t.0),
                 credentials,
             },
             auth,
             http,
             limits,
-            archive_after: chrono::Duration::hours(i64::try_from(archive_hours).unwrap_or(i64::MAX / 7_200_000)),
-            retention: chrono::Duration::days(i64::try_from(retention_days.min(36_500)).unwrap_or(3)),
+            archive_after: chrono::Duration::hours(
+                i64::try_from(archive_hours).unwrap_or(i64::MAX / 7_200_000),
+            ),
+            retention: chrono::Duration::days(
+                i64::try_from(retention_days.min(36_500)).unwrap_or(3),
+            ),
             jobs,
             storage,
             logging: LoggingConfig { level, format },
@@ -515,22 +663,41 @@ fn validate_storage(raw: RawStorage, data_dir: &Path) -> Result<StorageConfig, C
     let s3_bucket = raw.s3.bucket.clone();
     let backend = raw.storage_backend(s3_bucket.is_some());
     match backend.as_str() {
-        "local" => Ok(StorageConfig::Local { dir: raw.local_dir.unwrap_or_else(|| data_dir.join("recordings")) }),
+        "local" => Ok(StorageConfig::Local {
+            dir: raw.local_dir.unwrap_or_else(|| data_dir.join("recordings")),
+        }),
         "s3" => {
             let s3 = raw.s3;
-            let bucket = s3.bucket.ok_or_else(|| key_err("storage.s3.bucket", "required when storage.backend = \"s3\""))?.0;
+            let bucket = s3
+                .bucket
+                .ok_or_else(|| {
+                    key_err(
+                        "storage.s3.bucket",
+                        "required when storage.backend = \"s3\"",
+                    )
+                })?
+                .0;
             if bucket.is_empty() {
                 return Err(key_err("storage.s3.bucket", "must not be empty"));
             }
-            let secret_access_key =
-                secret_or_file(s3.secret_access_key, s3.secret_access_key_file.as_deref(), "storage.s3.secret_access_key")?;
+            let secret_access_key = secret_or_file(
+                s3.secret_access_key,
+                s3.secret_access_key_file.as_deref(),
+                "storage.s3.secret_access_key",
+            )?;
             let endpoint = s3.endpoint.map(|t| t.0.trim_end_matches('/').to_owned());
-            if endpoint.as_ref().is_some_and(|e| !(e.starts_with("http://") || e.starts_with("https://"))) {
+            if endpoint
+                .as_ref()
+                .is_some_and(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+            {
                 return Err(key_err("storage.s3.endpoint", "must be an http(s) URL"));
             }
             let presign_seconds = s3.presign_seconds.unwrap_or(3600);
             if !(1..=604_800).contains(&presign_seconds) {
-                return Err(key_err("storage.s3.presign_seconds", "must be between 1 and 604800"));
+                return Err(key_err(
+                    "storage.s3.presign_seconds",
+                    "must be between 1 and 604800",
+                ));
             }
             Ok(StorageConfig::S3(S3Config {
                 bucket,
@@ -543,7 +710,10 @@ fn validate_storage(raw: RawStorage, data_dir: &Path) -> Result<StorageConfig, C
                 presign_seconds,
             }))
         }
-        other => Err(key_err("storage.backend", format!("`{other}`: expected \"local\" or \"s3\""))),
+        other => Err(key_err(
+            "storage.backend",
+            format!("`{other}`: expected \"local\" or \"s3\""),
+        )),
     }
 }
 
@@ -557,36 +727,62 @@ impl RawStorage {
     }
 }
 
-fn positive<T: Default + PartialOrd + Copy>(value: Option<T>, default: T, key: &str) -> Result<T, ConfigError> {
+fn positive<T: Default + PartialOrd + Copy>(
+    value: Option<T>,
+    default: T,
+    key: &str,
+) -> Result<T, ConfigError> {
     let v = value.unwrap_or(default);
-    if v > T::default() { Ok(v) } else { Err(key_err(key, "must be greater than zero")) }
+    if v > T::default() {
+        Ok(v)
+    } else {
+        Err(key_err(key, "must be greater than zero"))
+    }
 }
 
 fn cron(value: Option<Text>, default: &str, key: &str) -> Result<String, ConfigError> {
     let expr = value.map_or_else(|| default.to_owned(), |t| t.0);
     if expr.split_whitespace().count() != 6 {
-        return Err(key_err(key, "expected six cron fields: sec min hour day-of-month month day-of-week"));
+        return Err(key_err(
+            key,
+            "expected six cron fields: sec min hour day-of-month month day-of-week",
+        ));
     }
     if tokio_cron_scheduler::Job::new_async(expr.as_str(), |_, _| Box::pin(async {})).is_err() {
-        return Err(key_err(key, format!("`{expr}` is not a valid cron expression")));
+        return Err(key_err(
+            key,
+            format!("`{expr}` is not a valid cron expression"),
+        ));
     }
     Ok(expr)
 }
 
 /// `key` or `key_file`; a secret file must not be readable by group or others.
-fn secret_or_file(value: Option<Text>, file: Option<&Path>, key: &str) -> Result<Option<Secret>, ConfigError> {
+fn secret_or_file(
+    value: Option<Text>,
+    file: Option<&Path>,
+    key: &str,
+) -> Result<Option<Secret>, ConfigError> {
     match (value, file) {
-        (Some(_), Some(_)) => Err(key_err(key, format!("set either `{key}` or `{key}_file`, not both"))),
+        (Some(_), Some(_)) => Err(key_err(
+            key,
+            format!("set either `{key}` or `{key}_file`, not both"),
+        )),
         (Some(v), None) => Ok(Some(Secret(v.0))),
         (None, Some(path)) => {
-            let meta = std::fs::metadata(path).map_err(|e| key_err(&format!("{key}_file"), format!("{}: {e}", path.display())))?;
+            let meta = std::fs::metadata(path)
+                .map_err(|e| key_err(&format!("{key}_file"), format!("{}: {e}", path.display())))?;
             if meta.permissions().mode() & 0o077 != 0 {
                 return Err(key_err(
                     &format!("{key}_file"),
-                    format!("{} is readable by group or others; chmod 600 it", path.display()),
+                    format!(
+                        "{} is readable by group or others; chmod 600 it",
+                        path.display()
+                    ),
                 ));
             }
-            let text = std::fs::read_to_string(path).map_err(|e| key_err(&format!("{key}_file"), e.to_string()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| key_err(&format!("{key}_file"), e.to_string()))?;
             Ok(Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned())))
         }
         (None, None) => Ok(None),
@@ -598,28 +794,51 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
     }
-    text.parse::<SocketAddr>().map_err(|_| format!("`{text}` is not ADDR:PORT or PORT"))
+    text.parse::<SocketAddr>()
+        .map_err(|_| format!("`{text}` is not ADDR:PORT or PORT"))
 }
 
-fn config_path(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Option<PathBuf>, ConfigError> {
-    if let Some(p) = overrides.config.clone().or_else(|| env.get("MEET_CONFIG").map(PathBuf::from)) {
+fn config_path(
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(p) = overrides
+        .config
+        .clone()
+        .or_else(|| env.get("MEET_CONFIG").map(PathBuf::from))
+    {
         if !p.exists() {
-            return Err(ConfigError::Read { path: p, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+            return Err(ConfigError::Read {
+                path: p,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
         }
         return Ok(Some(p));
     }
-    Ok(DEFAULT_CONFIG_PATHS.iter().map(PathBuf::from).find(|p| p.is_file()))
+    Ok(DEFAULT_CONFIG_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file()))
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 fn parse_table(table: toml::Table, path: &Path) -> Result<RawConfig, ConfigError> {
     RawConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
         let message = e.to_string();
-        ConfigError::Parse { path: path.to_owned(), message: message.trim().to_owned() }
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: message.trim().to_owned(),
+        }
     })
 }
 
@@ -628,8 +847,12 @@ fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) -> Resul
     let (last, parents) = path.split_last().ok_or("empty key")?;
     let mut cur = table;
     for part in parents {
-        let entry = cur.entry((*part).to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry.as_table_mut().ok_or_else(|| format!("`{part}` is not a section"))?;
+        let entry = cur
+            .entry((*part).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a section"))?;
     }
     cur.insert((*last).to_owned(), value);
     Ok(())
@@ -641,7 +864,10 @@ fn env_value(raw: &str) -> toml::Value {
         || raw.parse::<f64>().is_ok()
         || matches!(raw, "true" | "false")
         || (raw.starts_with('[') && raw.ends_with(']'));
-    if looks_typed && let Ok(mut t) = format!("v = {raw}").parse::<toml::Table>() && let Some(v) = t.remove("v") {
+    if looks_typed
+        && let Ok(mut t) = format!("v = {raw}").parse::<toml::Table>()
+        && let Some(v) = t.remove("v")
+    {
         return v;
     }
     toml::Value::String(raw.to_owned())
@@ -654,7 +880,10 @@ fn apply_legacy_env(table: &mut toml::Table, env: &BTreeMap<String, String>) {
         ("FRONTEND_URL", &["http", "frontend_url"]),
         ("CLIENT_URL", &["http", "client_url"]),
         ("AWS_ACCESS_KEY_ID", &["storage", "s3", "access_key_id"]),
-        ("AWS_SECRET_ACCESS_KEY", &["storage", "s3", "secret_access_key"]),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            &["storage", "s3", "secret_access_key"],
+        ),
         ("AWS_REGION", &["storage", "s3", "region"]),
         ("AWS_S3_BUCKET", &["storage", "s3", "bucket"]),
         ("AWS_ENDPOINT_URL", &["storage", "s3", "endpoint"]),
@@ -674,15 +903,28 @@ fn apply_legacy_env(table: &mut toml::Table, env: &BTreeMap<String, String>) {
             .and_then(toml::Value::as_str)
             .and_then(|l| parse_listen(l).ok())
             .map_or_else(|| "0.0.0.0".to_owned(), |a| a.ip().to_string());
-        let host = if host.contains(':') { format!("[{host}]") } else { host };
-        let _ = set_path(table, &["server", "listen"], toml::Value::String(format!("{host}:{port}")));
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let _ = set_path(
+            table,
+            &["server", "listen"],
+            toml::Value::String(format!("{host}:{port}")),
+        );
     }
 }
 
 /// `MEET_SECTION__KEY=value` (any depth); `MEET_CONFIG` names the file and is not a setting.
-fn apply_meet_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+fn apply_meet_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("MEET_") else { continue };
+        let Some(rest) = name.strip_prefix("MEET_") else {
+            continue;
+        };
         if rest == "CONFIG" || rest.is_empty() {
             continue;
         }
@@ -701,11 +943,17 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn no_file() -> Overrides {
-        Overrides { config: Some(PathBuf::from("/dev/null")), ..Overrides::default() }
+        Overrides {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Overrides::default()
+        }
     }
 
     #[test]
@@ -737,34 +985,50 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.limits.max_participants, 7);
-        assert_eq!(c.auth.admin_password.as_ref().map(Secret::expose), Some("12345678"));
-        assert_eq!(c.http.cors_origins, vec!["http://localhost:5173".to_owned()]);
+        assert_eq!(
+            c.auth.admin_password.as_ref().map(Secret::expose),
+            Some("12345678")
+        );
+        assert_eq!(
+            c.http.cors_origins,
+            vec!["http://localhost:5173".to_owned()]
+        );
         assert!(matches!(c.storage, StorageConfig::S3(ref s) if s.bucket == "rec"));
         assert_eq!(format!("{:?}", c.auth.jwt_secret), "Some(***)");
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::load_from(&no_file(), &env(&[("MEET_MEETINGS__MAX_PEOPLE", "3")])).expect_err("unknown");
+        let err = Config::load_from(&no_file(), &env(&[("MEET_MEETINGS__MAX_PEOPLE", "3")]))
+            .expect_err("unknown");
         assert!(err.to_string().contains("max_people"), "{err}");
-        let err = Config::from_toml_str("[server]\nlisten = \"1.2.3.4:5\"\nbogus = 1\n").expect_err("unknown");
+        let err = Config::from_toml_str("[server]\nlisten = \"1.2.3.4:5\"\nbogus = 1\n")
+            .expect_err("unknown");
         assert!(err.to_string().contains("bogus"), "{err}");
     }
 
     #[test]
     fn bad_values_name_the_key() {
         let err = Config::from_toml_str("[meetings]\nmax_participants = 0\n").expect_err("zero");
-        assert!(err.to_string().contains("meetings.max_participants"), "{err}");
-        let err = Config::from_toml_str("[meetings]\ntime_zone = \"Mars/Olympus\"\n").expect_err("tz");
+        assert!(
+            err.to_string().contains("meetings.max_participants"),
+            "{err}"
+        );
+        let err =
+            Config::from_toml_str("[meetings]\ntime_zone = \"Mars/Olympus\"\n").expect_err("tz");
         assert!(err.to_string().contains("meetings.time_zone"), "{err}");
-        let err = Config::from_toml_str("[jobs]\ncleanup_schedule = \"every now and then\"\n").expect_err("cron");
+        let err = Config::from_toml_str("[jobs]\ncleanup_schedule = \"every now and then\"\n")
+            .expect_err("cron");
         assert!(err.to_string().contains("jobs.cleanup_schedule"), "{err}");
     }
 
     #[test]
     fn listen_accepts_a_bare_port() {
         assert_eq!(parse_listen("8080").expect("port").port(), 8080);
-        assert_eq!(parse_listen("0.0.0.0:1").expect("addr").to_string(), "0.0.0.0:1");
+        assert_eq!(
+            parse_listen("0.0.0.0:1").expect("addr").to_string(),
+            "0.0.0.0:1"
+        );
         assert!(parse_listen("nope").is_err());
     }
 

@@ -16,23 +16,49 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&args.common)?;
     let mut generated = None;
     let request = match args.what {
-        AdminCommand::Host(HostCommand::Add { name, password_stdin }) => {
+        AdminCommand::Host(HostCommand::Add {
+            name,
+            password_stdin,
+        }) => {
             let password = password(password_stdin, &mut generated)?;
-            Request::HostAdd { username: name, password }
+            Request::HostAdd {
+                username: name,
+                password,
+            }
         }
         AdminCommand::Host(HostCommand::List) => Request::HostList,
-        AdminCommand::Host(HostCommand::Disable { name }) => Request::HostSetActive { host: name, active: false },
-        AdminCommand::Host(HostCommand::Enable { name }) => Request::HostSetActive { host: name, active: true },
-        AdminCommand::Host(HostCommand::Passwd { name, password_stdin }) => {
+        AdminCommand::Host(HostCommand::Disable { name }) => Request::HostSetActive {
+            host: name,
+            active: false,
+        },
+        AdminCommand::Host(HostCommand::Enable { name }) => Request::HostSetActive {
+            host: name,
+            active: true,
+        },
+        AdminCommand::Host(HostCommand::Passwd {
+            name,
+            password_stdin,
+        }) => {
             let password = password(password_stdin, &mut generated)?;
-            Request::HostPasswd { host: name, password }
+            Request::HostPasswd {
+                host: name,
+                password,
+            }
         }
         AdminCommand::Host(HostCommand::Remove { name }) => Request::HostRemove { host: name },
         AdminCommand::Student(StudentCommand::List { host }) => Request::StudentList { host },
         AdminCommand::Meeting(MeetingCommand::List { status }) => Request::MeetingList { status },
         AdminCommand::Meeting(MeetingCommand::End { id }) => Request::MeetingEnd { id },
     };
-    let value = match client::run(&config, request.clone(), &Silent).await {
+    let result = match client::Target::connect(&config).await {
+        Ok(target) => {
+            let r = target.run(request.clone(), &Silent).await;
+            target.close().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    let value = match result {
         Ok(v) => v,
         Err(e) => {
             eprintln!("meet admin: {e}");
@@ -58,7 +84,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
 fn password(from_stdin: bool, generated: &mut Option<String>) -> anyhow::Result<String> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
         let p = line.trim_end_matches(['\r', '\n']).to_owned();
         if p.is_empty() {
             bail!("no password on standard input");
@@ -79,27 +108,62 @@ fn print_human(request: &Request, v: &Value) {
     match request {
         Request::HostList | Request::StudentList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
-            println!("{:<22} {:<32} {:<8} {:<22} {}", "ID", "USERNAME", "ACTIVE", "HOST", "CREATED");
+            println!(
+                "{:<22} {:<32} {:<8} {:<22} {}",
+                "ID", "USERNAME", "ACTIVE", "HOST", "CREATED"
+            );
             for u in &rows {
                 let active = u.get("isActive").and_then(Value::as_bool).unwrap_or(false);
-                println!("{:<22} {:<32} {:<8} {:<22} {}", s(u, "_id"), s(u, "username"), active, s(u, "hostId"), s(u, "createdAt"));
+                println!(
+                    "{:<22} {:<32} {:<8} {:<22} {}",
+                    s(u, "_id"),
+                    s(u, "username"),
+                    active,
+                    s(u, "hostId"),
+                    s(u, "createdAt")
+                );
             }
             println!("{} account(s)", rows.len());
         }
         Request::MeetingList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
-            println!("{:<22} {:<10} {:<10} {:<6} {:<16} {}", "ID", "STATUS", "MODE", "PEOPLE", "HOST", "TOPIC");
+            println!(
+                "{:<22} {:<10} {:<10} {:<6} {:<16} {}",
+                "ID", "STATUS", "MODE", "PEOPLE", "HOST", "TOPIC"
+            );
             for m in &rows {
-                let n = m.get("participantCount").and_then(Value::as_u64).unwrap_or(0);
-                println!("{:<22} {:<10} {:<10} {:<6} {:<16} {}", s(m, "_id"), s(m, "status"), s(m, "mode"), n, s(m, "hostName"), s(m, "topic"));
+                let n = m
+                    .get("participantCount")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                println!(
+                    "{:<22} {:<10} {:<10} {:<6} {:<16} {}",
+                    s(m, "_id"),
+                    s(m, "status"),
+                    s(m, "mode"),
+                    n,
+                    s(m, "hostName"),
+                    s(m, "topic")
+                );
             }
             println!("{} meeting(s)", rows.len());
         }
-        Request::MeetingEnd { .. } => println!("meeting {} is {} ({})", s(v, "_id"), s(v, "status"), s(v, "endReason")),
-        Request::HostRemove { host } => println!("removed host {host} with its students, meetings and recordings"),
+        Request::MeetingEnd { .. } => println!(
+            "meeting {} is {} ({})",
+            s(v, "_id"),
+            s(v, "status"),
+            s(v, "endReason")
+        ),
+        Request::HostRemove { host } => {
+            println!("removed host {host} with its students, meetings and recordings")
+        }
         Request::HostAdd { .. } | Request::HostSetActive { .. } | Request::HostPasswd { .. } => {
             let active = v.get("isActive").and_then(Value::as_bool).unwrap_or(false);
-            println!("host {} ({}) active: {active}", s(v, "username"), s(v, "_id"));
+            println!(
+                "host {} ({}) active: {active}",
+                s(v, "username"),
+                s(v, "_id")
+            );
         }
         _ => println!("{v}"),
     }

@@ -30,24 +30,43 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
         vec![job.name()]
     } else {
         let known: Vec<_> = crate::jobs::all().iter().map(|j| j.name()).collect();
-        eprintln!("meet jobs: unknown job `{}` (known: {}, all)", args.job, known.join(", "));
+        eprintln!(
+            "meet jobs: unknown job `{}` (known: {}, all)",
+            args.job,
+            known.join(", ")
+        );
         return Ok(ExitCode::from(2));
     };
     let style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
+    let target = match client::Target::connect(&config).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("meet jobs: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let mut failed = false;
     let mut reports = Vec::new();
     for name in names {
-        let bar = ProgressBar::new(0).with_style(style.clone()).with_prefix(name);
+        let bar = ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_prefix(name);
         if args.json {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.enable_steady_tick(Duration::from_millis(100));
-        match client::run(&config, Request::JobRun { name: name.into() }, &Bar(bar.clone())).await {
+        match target
+            .run(Request::JobRun { name: name.into() }, &Bar(bar.clone()))
+            .await
+        {
             Ok(v) => {
                 let report: Report = serde_json::from_value(v).unwrap_or_default();
-                bar.finish_with_message(format!("examined {}, changed {}, failed {}", report.examined, report.changed, report.failed));
+                bar.finish_with_message(format!(
+                    "examined {}, changed {}, failed {}",
+                    report.examined, report.changed, report.failed
+                ));
                 failed |= report.failed > 0;
                 reports.push(report);
             }
@@ -57,8 +76,13 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    target.close().await;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

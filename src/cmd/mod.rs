@@ -11,7 +11,10 @@ use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::{Config, Overrides};
 
 pub fn run(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("meet: cannot start the async runtime: {e}");
@@ -37,6 +40,10 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The configuration for a command that talks to a server.
 fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
-    let overrides = Overrides { config: common.config.clone(), data_dir: common.data_dir.clone(), listen: None };
+    let overrides = Overrides {
+        config: common.config.clone(),
+        data_dir: common.data_dir.clone(),
+        listen: None,
+    };
     Ok(Config::load(&overrides)?)
 }

@@ -8,8 +8,11 @@ use crate::cli::ServeArgs;
 use crate::config::{Config, Overrides, StorageConfig};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let overrides =
-        Overrides { config: args.common.config.clone(), data_dir: args.common.data_dir.clone(), listen: args.listen.clone() };
+    let overrides = Overrides {
+        config: args.common.config.clone(),
+        data_dir: args.common.data_dir.clone(),
+        listen: args.listen.clone(),
+    };
     let config = Config::load(&overrides)?;
     if args.check_config {
         print_summary(&config);
@@ -48,14 +51,34 @@ fn print_summary(c: &Config) {
             "  storage           s3: bucket {} in {}{}",
             s.bucket,
             s.region,
-            s.endpoint.as_deref().map(|e| format!(" at {e}")).unwrap_or_default()
+            s.endpoint
+                .as_deref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
         ),
     }
     println!(
         "  limits            {} participants, {} s, {} meetings/host/day ({})",
-        c.limits.max_participants, c.limits.max_duration_seconds, c.limits.daily_limit, c.limits.time_zone
+        c.limits.max_participants,
+        c.limits.max_duration_seconds,
+        c.limits.daily_limit,
+        c.limits.time_zone
     );
     println!("  retention         {} days", c.retention.num_days());
-    println!("  jwt secret        {}", if c.auth.jwt_secret.is_some() { "configured" } else { "generated in the data dir" });
-    println!("  cors origins      {}", if c.http.cors_origins.is_empty() { "(none)".into() } else { c.http.cors_origins.join(", ") });
+    println!(
+        "  jwt secret        {}",
+        if c.auth.jwt_secret.is_some() {
+            "configured"
+        } else {
+            "generated in the data dir"
+        }
+    );
+    println!(
+        "  cors origins      {}",
+        if c.http.cors_origins.is_empty() {
+            "(none)".into()
+        } else {
+            c.http.cors_origins.join(", ")
+        }
+    );
 }

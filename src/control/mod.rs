@@ -19,7 +19,12 @@ use crate::service::{Services, UserPatch};
 
 /// The identity of the machine's operator.
 fn operator() -> Identity {
-    Identity { id: "control".into(), username: "meet-admin".into(), role: Role::Admin, host_id: None }
+    Identity {
+        id: "control".into(),
+        username: "meet-admin".into(),
+        role: Role::Admin,
+        host_id: None,
+    }
 }
 
 /// Runs one control request.
@@ -28,14 +33,30 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
     let v = |x: &dyn erased::Ser| x.to_value();
     Ok(match request {
         Request::Ping => json!({"version": env!("CARGO_PKG_VERSION")}),
-        Request::HostAdd { username, password } => v(&services.create_host(&op, &username, &password).await?),
+        Request::HostAdd { username, password } => {
+            v(&services.create_host(&op, &username, &password).await?)
+        }
         Request::HostList => v(&services.hosts(&op).await?),
-        Request::HostSetActive { host, active } => {
-            v(&services.update_host(&op, &host, UserPatch { is_active: Some(active), ..UserPatch::default() }).await?)
-        }
-        Request::HostPasswd { host, password } => {
-            v(&services.update_host(&op, &host, UserPatch { password: Some(password), ..UserPatch::default() }).await?)
-        }
+        Request::HostSetActive { host, active } => v(&services
+            .update_host(
+                &op,
+                &host,
+                UserPatch {
+                    is_active: Some(active),
+                    ..UserPatch::default()
+                },
+            )
+            .await?),
+        Request::HostPasswd { host, password } => v(&services
+            .update_host(
+                &op,
+                &host,
+                UserPatch {
+                    password: Some(password),
+                    ..UserPatch::default()
+                },
+            )
+            .await?),
         Request::HostRemove { host } => {
             services.delete_host(&op, &host).await?;
             json!({"removed": host})
@@ -44,13 +65,16 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
         Request::MeetingList { status } => {
             let status = match status.as_deref() {
                 None => None,
-                Some(s) => Some(Status::parse(s).ok_or_else(|| Error::invalid("status", "must be created, active, ended or archived"))?),
+                Some(s) => Some(Status::parse(s).ok_or_else(|| {
+                    Error::invalid("status", "must be created, active, ended or archived")
+                })?),
             };
             v(&services.admin_meetings(&op, status).await?)
         }
         Request::MeetingEnd { id } => v(&services.end_meeting(&op, &id).await?),
         Request::JobRun { name } => {
-            let job = crate::jobs::by_name(&name).ok_or_else(|| Error::invalid("job", "unknown job"))?;
+            let job =
+                crate::jobs::by_name(&name).ok_or_else(|| Error::invalid("job", "unknown job"))?;
             v(&job.run(services, progress).await?)
         }
         Request::Stats => v(&services.stats().await?),
@@ -60,8 +84,20 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
 /// A refused request as `(code, message)`, with field errors spelled out.
 pub(crate) fn refusal(e: Error) -> (String, String) {
     let api = crate::http::error::ApiError::from(e);
-    let detail = api.errors.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; ");
-    (api.code.to_owned(), if detail.is_empty() { api.message } else { detail })
+    let detail = api
+        .errors
+        .iter()
+        .map(|f| format!("{} {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (
+        api.code.to_owned(),
+        if detail.is_empty() {
+            api.message
+        } else {
+            detail
+        },
+    )
 }
 
 /// Serialising a reply without naming its type at each call.

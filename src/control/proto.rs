@@ -27,5 +27,8 @@ pub enum Reply {
     /// One more item done.
     Advance,
     Ok(serde_json::Value),
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }

@@ -17,12 +17,18 @@ pub enum ControlError {
     #[error("another meet server is already running on {0}")]
     InUse(PathBuf),
     #[error("control socket {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Binds the socket (mode 0600), replacing a stale one left by a crash.
 pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    let io = |source| ControlError::Io { path: path.to_owned(), source };
+    let io = |source| ControlError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(ControlError::InUse(path.to_owned()));
@@ -38,8 +44,13 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 pub async fn serve(listener: UnixListener, path: PathBuf, services: Arc<Services>) {
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let allowed = stream.peer_cred().ok().is_some_and(|c| c.uid() == 0 || Some(c.uid()) == owner);
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let allowed = stream
+            .peer_cred()
+            .ok()
+            .is_some_and(|c| c.uid() == 0 || Some(c.uid()) == owner);
         let services = Arc::clone(&services);
         tokio::spawn(async move {
             if let Err(e) = handle(stream, allowed, &services).await {
@@ -63,12 +74,20 @@ impl Progress for Channel {
 async fn handle(stream: UnixStream, allowed: bool, services: &Services) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(64 * 1024)).read_line(&mut line).await?;
+    BufReader::new(read.take(64 * 1024))
+        .read_line(&mut line)
+        .await?;
     let final_reply = if !allowed {
-        Reply::Error { code: "forbidden".into(), message: "only root or the server's user may use the control socket".into() }
+        Reply::Error {
+            code: "forbidden".into(),
+            message: "only root or the server's user may use the control socket".into(),
+        }
     } else {
         match serde_json::from_str::<Request>(&line) {
-            Err(e) => Reply::Error { code: "bad_request".into(), message: e.to_string() },
+            Err(e) => Reply::Error {
+                code: "bad_request".into(),
+                message: e.to_string(),
+            },
             Ok(request) => {
                 tracing::info!(target: "meet::control", op = ?std::mem::discriminant(&request), "control request");
                 let (tx, mut rx) = mpsc::unbounded_channel();
@@ -98,7 +117,10 @@ async fn handle(stream: UnixStream, allowed: bool, services: &Services) -> std::
     write.shutdown().await
 }
 
-async fn write_reply(w: &mut tokio::net::unix::OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+async fn write_reply(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    reply: &Reply,
+) -> std::io::Result<()> {
     let mut text = serde_json::to_string(reply).map_err(std::io::Error::other)?;
     text.push('\n');
     w.write_all(text.as_bytes()).await

@@ -90,7 +90,8 @@ impl Meeting {
     /// When an active meeting must end.
     pub fn deadline(&self) -> Option<DateTime<Utc>> {
         let secs = i64::try_from(self.max_duration_seconds).unwrap_or(i64::MAX);
-        self.start_time.and_then(|s| s.checked_add_signed(Duration::try_seconds(secs)?))
+        self.start_time
+            .and_then(|s| s.checked_add_signed(Duration::try_seconds(secs)?))
     }
 
     /// True when the meeting is active and past its duration limit at `now`.
@@ -105,27 +106,44 @@ pub fn validate_topic(topic: &str) -> Result<String> {
     let t = topic.trim();
     let len = t.chars().count();
     if len == 0 || len > TOPIC_MAX {
-        return Err(Error::invalid("topic", format!("must be 1 to {TOPIC_MAX} characters")));
+        return Err(Error::invalid(
+            "topic",
+            format!("must be 1 to {TOPIC_MAX} characters"),
+        ));
     }
     if t.chars().any(char::is_control) {
-        return Err(Error::invalid("topic", "must not contain control characters"));
+        return Err(Error::invalid(
+            "topic",
+            "must not contain control characters",
+        ));
     }
     Ok(t.to_owned())
 }
 
 /// Why a join is refused, checked in this order: ended, past its duration, full.
 /// `present` counts the people in the meeting now; `already_in` says the joiner is one of them.
-pub fn check_join(meeting: &Meeting, now: DateTime<Utc>, present: u32, already_in: bool) -> Result<()> {
+pub fn check_join(
+    meeting: &Meeting,
+    now: DateTime<Utc>,
+    present: u32,
+    already_in: bool,
+) -> Result<()> {
     if !meeting.status.is_open() {
         return Err(Error::conflict("meeting_ended", "This meeting has ended"));
     }
     if meeting.is_overdue(now) {
-        return Err(Error::conflict("meeting_ended", "This meeting has reached its duration limit"));
+        return Err(Error::conflict(
+            "meeting_ended",
+            "This meeting has reached its duration limit",
+        ));
     }
     if !already_in && present >= meeting.max_participants {
         return Err(Error::conflict(
             "meeting_full",
-            format!("Meeting participant limit ({}) reached", meeting.max_participants),
+            format!(
+                "Meeting participant limit ({}) reached",
+                meeting.max_participants
+            ),
         ));
     }
     Ok(())
@@ -148,7 +166,10 @@ pub fn day_bounds(now: DateTime<Utc>, limits: &MeetingLimits) -> (DateTime<Utc>,
         // A day that starts in a DST gap starts at the first valid instant after it.
         tz.from_local_datetime(&naive)
             .earliest()
-            .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+            .or_else(|| {
+                tz.from_local_datetime(&(naive + Duration::hours(1)))
+                    .earliest()
+            })
             .map_or(now, |t| t.with_timezone(&Utc))
     };
     let next = local_day.succ_opt().unwrap_or(local_day);
@@ -185,29 +206,58 @@ mod tests {
         let now = Utc::now();
         let m = meeting(Status::Active, Some(now));
         assert!(check_join(&m, now, 49, false).is_ok());
-        assert!(matches!(check_join(&m, now, 50, false), Err(Error::Conflict { code: "meeting_full", .. })));
-        assert!(check_join(&m, now, 50, true).is_ok(), "a rejoin is not counted twice");
+        assert!(matches!(
+            check_join(&m, now, 50, false),
+            Err(Error::Conflict {
+                code: "meeting_full",
+                ..
+            })
+        ));
+        assert!(
+            check_join(&m, now, 50, true).is_ok(),
+            "a rejoin is not counted twice"
+        );
         let later = now + Duration::seconds(18_000);
         assert!(check_join(&m, later - Duration::seconds(1), 1, false).is_ok());
-        assert!(matches!(check_join(&m, later, 1, false), Err(Error::Conflict { code: "meeting_ended", .. })));
+        assert!(matches!(
+            check_join(&m, later, 1, false),
+            Err(Error::Conflict {
+                code: "meeting_ended",
+                ..
+            })
+        ));
         let ended = meeting(Status::Ended, Some(now));
-        assert!(matches!(check_join(&ended, now, 0, false), Err(Error::Conflict { code: "meeting_ended", .. })));
+        assert!(matches!(
+            check_join(&ended, now, 0, false),
+            Err(Error::Conflict {
+                code: "meeting_ended",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn daily_limit() {
         let limits = MeetingLimits::default();
         assert!(check_daily_limit(&limits, 24).is_ok());
-        assert!(matches!(check_daily_limit(&limits, 25), Err(Error::DailyLimit(25))));
+        assert!(matches!(
+            check_daily_limit(&limits, 25),
+            Err(Error::DailyLimit(25))
+        ));
     }
 
     #[test]
     fn day_bounds_follow_the_time_zone() {
-        let now = DateTime::parse_from_rfc3339("2026-03-10T23:30:00Z").expect("time").with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-03-10T23:30:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
         let utc = day_bounds(now, &MeetingLimits::default());
         assert_eq!(utc.0.to_rfc3339(), "2026-03-10T00:00:00+00:00");
         assert_eq!(utc.1.to_rfc3339(), "2026-03-11T00:00:00+00:00");
-        let tokyo = MeetingLimits { time_zone: chrono_tz::Asia::Tokyo, ..MeetingLimits::default() };
+        let tokyo = MeetingLimits {
+            time_zone: chrono_tz::Asia::Tokyo,
+            ..MeetingLimits::default()
+        };
         let (start, end) = day_bounds(now, &tokyo);
         assert_eq!(start.to_rfc3339(), "2026-03-10T15:00:00+00:00");
         assert_eq!(end.to_rfc3339(), "2026-03-11T15:00:00+00:00");

@@ -50,8 +50,14 @@ pub fn validate_username(name: &str) -> Result<(), FieldError> {
             format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters"),
         ));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-        return Err(FieldError::new("username", "may contain only letters, digits, '.', '_' and '-'"));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(FieldError::new(
+            "username",
+            "may contain only letters, digits, '.', '_' and '-'",
+        ));
     }
     Ok(())
 }
@@ -60,10 +66,16 @@ pub fn validate_username(name: &str) -> Result<(), FieldError> {
 pub fn validate_password(field: &str, password: &str, min: usize) -> Result<(), FieldError> {
     let len = password.chars().count();
     if len < min || len > PASSWORD_MAX {
-        return Err(FieldError::new(field, format!("must be {min} to {PASSWORD_MAX} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("must be {min} to {PASSWORD_MAX} characters"),
+        ));
     }
     if password.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

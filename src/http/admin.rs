@@ -16,73 +16,116 @@ use crate::error::{Error, Result};
 use crate::service::UserPatch;
 
 fn admin_only(who: &Identity) -> Result<()> {
-    if who.role == Role::Admin { Ok(()) } else { Err(Error::Forbidden("Administrators only")) }
+    if who.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("Administrators only"))
+    }
 }
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let st = || state(Arc::clone(s)).and(caller(Arc::clone(s)));
-    let hosts = warp::path!("api" / "admin" / "hosts").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.hosts(&who).await, |hosts| super::json(StatusCode::OK, &j!({"status": "success", "data": {"hosts": hosts}})))
-        },
-    );
-    let create = warp::path!("api" / "admin" / "hosts").and(warp::post()).and(st()).and(json::<NewAccount>()).and_then(
-        |s: Arc<HttpState>, who: Identity, b: NewAccount| async move {
-            answer(s.services.create_host(&who, &b.username, &b.password).await, |host| {
-                super::json(StatusCode::CREATED, &j!({"status": "success", "data": {"host": host}}))
+    let hosts = warp::path!("api" / "admin" / "hosts")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+            answer(s.services.hosts(&who).await, |hosts| {
+                super::json(
+                    StatusCode::OK,
+                    &j!({"status": "success", "data": {"hosts": hosts}}),
+                )
             })
-        },
-    );
-    let update = warp::path!("api" / "admin" / "hosts" / String).and(warp::put()).and(st()).and(json::<UserPatch>()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity, patch: UserPatch| async move {
-            let result = match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host")) {
-                Ok(()) => s.services.update_host(&who, &id, patch).await,
-                Err(e) => Err(e),
-            };
-            answer(result, |host| super::json(StatusCode::OK, &j!({"status": "success", "data": {"host": host}})))
-        },
-    );
-    let delete = warp::path!("api" / "admin" / "hosts" / String).and(warp::delete()).and(st()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity| async move {
-            let result = match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host")) {
+        });
+    let create = warp::path!("api" / "admin" / "hosts")
+        .and(warp::post())
+        .and(st())
+        .and(json::<NewAccount>())
+        .and_then(
+            |s: Arc<HttpState>, who: Identity, b: NewAccount| async move {
+                answer(
+                    s.services.create_host(&who, &b.username, &b.password).await,
+                    |host| {
+                        super::json(
+                            StatusCode::CREATED,
+                            &j!({"status": "success", "data": {"host": host}}),
+                        )
+                    },
+                )
+            },
+        );
+    let update = warp::path!("api" / "admin" / "hosts" / String)
+        .and(warp::put())
+        .and(st())
+        .and(json::<UserPatch>())
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Identity, patch: UserPatch| async move {
+                let result =
+                    match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host")) {
+                        Ok(()) => s.services.update_host(&who, &id, patch).await,
+                        Err(e) => Err(e),
+                    };
+                answer(result, |host| {
+                    super::json(
+                        StatusCode::OK,
+                        &j!({"status": "success", "data": {"host": host}}),
+                    )
+                })
+            },
+        );
+    let delete = warp::path!("api" / "admin" / "hosts" / String)
+        .and(warp::delete())
+        .and(st())
+        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
+            let result = match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host"))
+            {
                 Ok(()) => s.services.delete_host(&who, &id).await,
                 Err(e) => Err(e),
             };
             answer(result, |()| success())
-        },
-    );
-    let meetings = warp::path!("api" / "admin" / "meetings").and(warp::get()).and(st()).and(status_query()).and_then(
-        |s: Arc<HttpState>, who: Identity, q: StatusQuery| async move {
-            let result = match admin_only(&who).and_then(|()| q.parse()) {
-                Ok(status) => s.services.admin_meetings(&who, status).await,
-                Err(e) => Err(e),
-            };
-            answer(result, |m| super::json(StatusCode::OK, &j!({"count": m.len(), "meetings": m})))
-        },
-    );
-    let end = warp::path!("api" / "admin" / "meetings" / String / "end").and(warp::post()).and(st()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity| async move {
+        });
+    let meetings = warp::path!("api" / "admin" / "meetings")
+        .and(warp::get())
+        .and(st())
+        .and(status_query())
+        .and_then(
+            |s: Arc<HttpState>, who: Identity, q: StatusQuery| async move {
+                let result = match admin_only(&who).and_then(|()| q.parse()) {
+                    Ok(status) => s.services.admin_meetings(&who, status).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, |m| {
+                    super::json(StatusCode::OK, &j!({"count": m.len(), "meetings": m}))
+                })
+            },
+        );
+    let end = warp::path!("api" / "admin" / "meetings" / String / "end")
+        .and(warp::post())
+        .and(st())
+        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
             let result = match admin_only(&who) {
                 Ok(()) => s.services.end_meeting(&who, &id).await,
                 Err(e) => Err(e),
             };
             answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
-        },
-    );
-    let recordings = warp::path!("api" / "admin" / "recordings").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.admin_recordings(&who).await, |r| super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r})))
-        },
-    );
-    let delete_recording = warp::path!("api" / "admin" / "recordings" / String).and(warp::delete()).and(st()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity| async move {
+        });
+    let recordings = warp::path!("api" / "admin" / "recordings")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+            answer(s.services.admin_recordings(&who).await, |r| {
+                super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
+            })
+        });
+    let delete_recording = warp::path!("api" / "admin" / "recordings" / String)
+        .and(warp::delete())
+        .and(st())
+        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
             let result = match admin_only(&who) {
                 Ok(()) => s.services.delete_recording(&who, &id).await,
                 Err(e) => Err(e),
             };
             answer(result, |()| success())
-        },
-    );
+        });
     let stats = warp::path!("api" / "admin" / "stats").and(warp::get()).and(st()).and_then(
         |s: Arc<HttpState>, who: Identity| async move {
             let result = match admin_only(&who) {

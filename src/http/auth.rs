@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
-use warp::filters::BoxedFilter;
 use warp::Filter;
+use warp::filters::BoxedFilter;
 
 use super::extract::{caller, client_ip, json, state};
 use super::{HttpState, Response, answer};
@@ -34,25 +34,36 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(state(Arc::clone(s)))
         .and(client_ip())
         .and(json::<LoginBody>())
-        .and_then(|s: Arc<HttpState>, ip: IpAddr, body: LoginBody| async move {
-            let result = throttled_login(&s, ip, body, None).await;
-            answer(result, |l| super::json(StatusCode::OK, &l))
-        });
+        .and_then(
+            |s: Arc<HttpState>, ip: IpAddr, body: LoginBody| async move {
+                let result = throttled_login(&s, ip, body, None).await;
+                answer(result, |l| super::json(StatusCode::OK, &l))
+            },
+        );
     let student_login = warp::path!("api" / "student" / "login")
         .and(warp::post())
         .and(state(Arc::clone(s)))
         .and(client_ip())
         .and(json::<LoginBody>())
-        .and_then(|s: Arc<HttpState>, ip: IpAddr, body: LoginBody| async move {
-            let result = throttled_login(&s, ip, body, Some(Role::Student)).await;
-            answer(result, |l| super::json(StatusCode::OK, &serde_json::json!({"status": "success", "data": l})))
-        });
+        .and_then(
+            |s: Arc<HttpState>, ip: IpAddr, body: LoginBody| async move {
+                let result = throttled_login(&s, ip, body, Some(Role::Student)).await;
+                answer(result, |l| {
+                    super::json(
+                        StatusCode::OK,
+                        &serde_json::json!({"status": "success", "data": l}),
+                    )
+                })
+            },
+        );
     let profile = warp::path!("api" / "auth" / "profile")
         .and(warp::get())
         .and(state(Arc::clone(s)))
         .and(caller(Arc::clone(s)))
         .and_then(|s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.profile(&who).await, |u| super::json(StatusCode::OK, &u))
+            answer(s.services.profile(&who).await, |u| {
+                super::json(StatusCode::OK, &u)
+            })
         });
     let change_password = warp::path!("api" / "auth" / "change-password")
         .and(warp::put())
@@ -68,11 +79,23 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                 )
             })
         });
-    login.or(student_login).unify().or(profile).unify().or(change_password).unify().boxed()
+    login
+        .or(student_login)
+        .unify()
+        .or(profile)
+        .unify()
+        .or(change_password)
+        .unify()
+        .boxed()
 }
 
 /// A login, throttled per username and client address after repeated failures.
-async fn throttled_login(s: &HttpState, ip: IpAddr, body: LoginBody, only: Option<Role>) -> crate::error::Result<crate::service::Login> {
+async fn throttled_login(
+    s: &HttpState,
+    ip: IpAddr,
+    body: LoginBody,
+    only: Option<Role>,
+) -> crate::error::Result<crate::service::Login> {
     let mut missing = Vec::new();
     if body.username.is_empty() {
         missing.push(crate::error::FieldError::new("username", "is required"));
@@ -101,4 +124,3 @@ async fn throttled_login(s: &HttpState, ip: IpAddr, body: LoginBody, only: Optio
     }
     result
 }
-

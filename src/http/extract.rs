@@ -7,8 +7,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use warp::{Filter, Rejection};
 
-use super::error::ApiError;
 use super::HttpState;
+use super::error::ApiError;
 use crate::domain::access::Identity;
 use crate::error::FieldError;
 
@@ -20,47 +20,78 @@ pub struct ClientAddr(pub SocketAddr);
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-pub fn state(state: Arc<HttpState>) -> impl Filter<Extract = (Arc<HttpState>,), Error = std::convert::Infallible> + Clone {
+pub fn state(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Arc<HttpState>,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || Arc::clone(&state))
 }
 
 pub fn client_ip() -> impl Filter<Extract = (IpAddr,), Error = std::convert::Infallible> + Clone {
-    warp::ext::optional::<ClientIp>().map(|ip: Option<ClientIp>| ip.map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0))
+    warp::ext::optional::<ClientIp>()
+        .map(|ip: Option<ClientIp>| ip.map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0))
 }
 
 /// The authenticated caller, from `Authorization: Bearer <jwt>`.
-pub fn caller(state: Arc<HttpState>) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and(self::state(state)).and_then(
-        |header: Option<String>, state: Arc<HttpState>| async move {
+pub fn caller(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(self::state(state))
+        .and_then(|header: Option<String>, state: Arc<HttpState>| async move {
             let token = header
                 .as_deref()
-                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                })
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| ApiError::from(crate::error::Error::Unauthorized).into_rejection())?;
-            state.services.authenticate(token).await.map_err(|e| ApiError::from(e).into_rejection())
-        },
-    )
+                .ok_or_else(|| {
+                    ApiError::from(crate::error::Error::Unauthorized).into_rejection()
+                })?;
+            state
+                .services
+                .authenticate(token)
+                .await
+                .map_err(|e| ApiError::from(e).into_rejection())
+        })
 }
 
 /// A JSON body parsed into `T` (unknown fields, wrong types and missing fields are validation
 /// errors naming the field). An empty body reads as `{}`.
-pub fn json<T: DeserializeOwned + Send + 'static>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("content-type").and(warp::body::bytes()).and_then(
-        |content_type: Option<String>, body: Bytes| async move { parse_json::<T>(content_type.as_deref(), &body).map_err(ApiError::into_rejection) },
-    )
+pub fn json<T: DeserializeOwned + Send + 'static>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(warp::body::bytes())
+        .and_then(|content_type: Option<String>, body: Bytes| async move {
+            parse_json::<T>(content_type.as_deref(), &body).map_err(ApiError::into_rejection)
+        })
 }
 
-pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+pub fn parse_json<T: DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
     if let Some(ct) = content_type {
-        let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(ApiError::bad_request("Content-Type must be application/json"));
+            return Err(ApiError::bad_request(
+                "Content-Type must be application/json",
+            ));
         }
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Body is not valid JSON: {e}")))?;
     if !value.is_object() {
         return Err(ApiError::bad_request("Body must be a JSON object"));
     }
@@ -78,7 +109,10 @@ pub fn parse_json<T: DeserializeOwned>(content_type: Option<&str>, body: &[u8]) 
         } else if inner.starts_with("missing field") {
             "is required".to_owned()
         } else if inner.starts_with("invalid type") {
-            inner.split(", expected").nth(1).map_or_else(|| "has the wrong type".to_owned(), |exp| format!("must be{exp}"))
+            inner.split(", expected").nth(1).map_or_else(
+                || "has the wrong type".to_owned(),
+                |exp| format!("must be{exp}"),
+            )
         } else {
             inner
         };
@@ -100,16 +134,28 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        let e = parse_json::<Login>(None, br#"{"username":{"$gt":""},"password":"x"}"#).expect_err("type");
-        assert_eq!((e.code, e.errors[0].field.as_str()), ("validation_failed", "username"));
+        let e = parse_json::<Login>(None, br#"{"username":{"$gt":""},"password":"x"}"#)
+            .expect_err("type");
+        assert_eq!(
+            (e.code, e.errors[0].field.as_str()),
+            ("validation_failed", "username")
+        );
         let e = parse_json::<Login>(None, br#"{"username":"a"}"#).expect_err("missing");
         assert_eq!(e.errors[0].field, "password");
-        let e = parse_json::<Login>(None, br#"{"username":"a","password":"b","role":"admin"}"#).expect_err("unknown");
+        let e = parse_json::<Login>(None, br#"{"username":"a","password":"b","role":"admin"}"#)
+            .expect_err("unknown");
         assert_eq!(e.errors[0].field, "role");
         let e = parse_json::<Login>(None, b"{nope").expect_err("syntax");
         assert_eq!(e.code, "bad_request");
-        let e = parse_json::<Login>(Some("text/plain"), br#"{"username":"a","password":"b"}"#).expect_err("ct");
+        let e = parse_json::<Login>(Some("text/plain"), br#"{"username":"a","password":"b"}"#)
+            .expect_err("ct");
         assert_eq!(e.code, "bad_request");
-        assert!(parse_json::<Login>(Some("application/json; charset=utf-8"), br#"{"username":"a","password":"b"}"#).is_ok());
+        assert!(
+            parse_json::<Login>(
+                Some("application/json; charset=utf-8"),
+                br#"{"username":"a","password":"b"}"#
+            )
+            .is_ok()
+        );
     }
 }

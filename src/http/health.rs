@@ -14,8 +14,10 @@ use super::extract::{client_ip, state};
 use super::{HttpState, Response};
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
-    let socket_health = warp::path!("socket-health").and(warp::get()).and(state(Arc::clone(s))).and_then(
-        |s: Arc<HttpState>| async move {
+    let socket_health = warp::path!("socket-health")
+        .and(warp::get())
+        .and(state(Arc::clone(s)))
+        .and_then(|s: Arc<HttpState>| async move {
             let active = s.services.store.count_meetings(Some("active")).await;
             Ok::<_, std::convert::Infallible>(match active {
                 Ok(active) => super::json(
@@ -30,8 +32,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                 ),
                 Err(e) => ApiError::from(e).into_response(),
             })
-        },
-    );
+        });
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| super::json(StatusCode::OK, &j!({"status": "ok"})));
@@ -58,20 +59,38 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(state(Arc::clone(s)))
         .and(client_ip())
         .and(warp::header::optional::<String>("authorization"))
-        .and_then(|s: Arc<HttpState>, ip: IpAddr, auth: Option<String>| async move {
-            let allowed = ip.is_loopback()
-                || match auth.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
-                    Some(token) => s.services.authenticate(token).await.is_ok_and(|who| who.is_admin()),
-                    None => false,
-                };
-            if !allowed {
-                return Ok::<_, std::convert::Infallible>(
-                    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Metrics are for administrators").into_response(),
-                );
-            }
-            Ok(render_metrics(&s).await.into_response())
-        });
-    socket_health.or(healthz).unify().or(readyz).unify().or(metrics).unify().boxed()
+        .and_then(
+            |s: Arc<HttpState>, ip: IpAddr, auth: Option<String>| async move {
+                let allowed = ip.is_loopback()
+                    || match auth.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
+                        Some(token) => s
+                            .services
+                            .authenticate(token)
+                            .await
+                            .is_ok_and(|who| who.is_admin()),
+                        None => false,
+                    };
+                if !allowed {
+                    return Ok::<_, std::convert::Infallible>(
+                        ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "forbidden",
+                            "Metrics are for administrators",
+                        )
+                        .into_response(),
+                    );
+                }
+                Ok(render_metrics(&s).await.into_response())
+            },
+        );
+    socket_health
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .or(metrics)
+        .unify()
+        .boxed()
 }
 
 async fn render_metrics(s: &HttpState) -> Response {
@@ -81,9 +100,21 @@ async fn render_metrics(s: &HttpState) -> Response {
         for (name, help, v) in [
             ("meet_hosts", "Host accounts.", stats.hosts),
             ("meet_students", "Student accounts.", stats.students),
-            ("meet_meetings_active", "Meetings in progress.", stats.meetings.active),
-            ("meet_meetings", "Meetings in the database.", stats.meetings.total),
-            ("meet_recordings", "Recordings in the database.", stats.recordings),
+            (
+                "meet_meetings_active",
+                "Meetings in progress.",
+                stats.meetings.active,
+            ),
+            (
+                "meet_meetings",
+                "Meetings in the database.",
+                stats.meetings.total,
+            ),
+            (
+                "meet_recordings",
+                "Recordings in the database.",
+                stats.recordings,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -94,6 +125,9 @@ async fn render_metrics(s: &HttpState) -> Response {
         s.services.uptime().as_secs()
     );
     let mut res = warp::reply::with_status(out, StatusCode::OK).into_response();
-    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     res
 }

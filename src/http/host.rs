@@ -26,47 +26,91 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(st())
         .and(json::<NewAccount>())
-        .and_then(|s: Arc<HttpState>, who: Identity, b: NewAccount| async move {
-            answer(s.services.create_student(&who, &b.username, &b.password).await, |student| {
-                super::json(StatusCode::CREATED, &j!({"status": "success", "data": {"student": student}}))
+        .and_then(
+            |s: Arc<HttpState>, who: Identity, b: NewAccount| async move {
+                answer(
+                    s.services
+                        .create_student(&who, &b.username, &b.password)
+                        .await,
+                    |student| {
+                        super::json(
+                            StatusCode::CREATED,
+                            &j!({"status": "success", "data": {"student": student}}),
+                        )
+                    },
+                )
+            },
+        );
+    let list = warp::path!("api" / "host" / "students")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+            answer(s.services.students(&who).await, |students| {
+                super::json(
+                    StatusCode::OK,
+                    &j!({"status": "success", "data": {"students": students}}),
+                )
             })
         });
-    let list = warp::path!("api" / "host" / "students").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.students(&who).await, |students| {
-                super::json(StatusCode::OK, &j!({"status": "success", "data": {"students": students}}))
-            })
-        },
-    );
     let update = warp::path!("api" / "host" / "students" / String)
         .and(warp::put())
         .and(st())
         .and(json::<UserPatch>())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity, patch: UserPatch| async move {
-            answer(s.services.update_student(&who, &id, patch).await, |student| {
-                super::json(StatusCode::OK, &j!({"status": "success", "data": {"student": student}}))
-            })
-        });
-    let delete = warp::path!("api" / "host" / "students" / String).and(warp::delete()).and(st()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity| async move {
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Identity, patch: UserPatch| async move {
+                answer(
+                    s.services.update_student(&who, &id, patch).await,
+                    |student| {
+                        super::json(
+                            StatusCode::OK,
+                            &j!({"status": "success", "data": {"student": student}}),
+                        )
+                    },
+                )
+            },
+        );
+    let delete = warp::path!("api" / "host" / "students" / String)
+        .and(warp::delete())
+        .and(st())
+        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
             answer(s.services.delete_student(&who, &id).await, |()| success())
-        },
-    );
-    let meetings = warp::path!("api" / "host" / "meetings").and(warp::get()).and(st()).and(status_query()).and_then(
-        |s: Arc<HttpState>, who: Identity, q: StatusQuery| async move {
-            let result = match q.parse() {
-                Ok(status) => s.services.host_meetings(&who, status).await,
-                Err(e) => Err(e),
-            };
-            answer(result, |meetings| super::json(StatusCode::OK, &j!({"count": meetings.len(), "meetings": meetings})))
-        },
-    );
-    let recordings = warp::path!("api" / "host" / "recordings").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
+        });
+    let meetings = warp::path!("api" / "host" / "meetings")
+        .and(warp::get())
+        .and(st())
+        .and(status_query())
+        .and_then(
+            |s: Arc<HttpState>, who: Identity, q: StatusQuery| async move {
+                let result = match q.parse() {
+                    Ok(status) => s.services.host_meetings(&who, status).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, |meetings| {
+                    super::json(
+                        StatusCode::OK,
+                        &j!({"count": meetings.len(), "meetings": meetings}),
+                    )
+                })
+            },
+        );
+    let recordings = warp::path!("api" / "host" / "recordings")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
             answer(s.services.host_recordings(&who).await, |r| {
                 super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
             })
-        },
-    );
-    create.or(list).unify().or(update).unify().or(delete).unify().or(meetings).unify().or(recordings).unify().boxed()
+        });
+    create
+        .or(list)
+        .unify()
+        .or(update)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(meetings)
+        .unify()
+        .or(recordings)
+        .unify()
+        .boxed()
 }

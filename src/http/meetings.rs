@@ -49,48 +49,92 @@ fn joined(outcome: JoinOutcome) -> Response {
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let st = || state(Arc::clone(s)).and(caller(Arc::clone(s)));
-    let create = warp::path!("api" / "meetings" / "create").and(warp::post()).and(st()).and(json::<CreateBody>()).and_then(
-        |s: Arc<HttpState>, who: Identity, b: CreateBody| async move {
-            answer(s.services.create_meeting(&who, &b.topic).await, |m| super::json(StatusCode::CREATED, &j!({"meeting": m})))
-        },
-    );
-    let join_body = warp::path!("api" / "meetings" / "join").and(warp::post()).and(st()).and(json::<JoinBody>()).and_then(
-        |s: Arc<HttpState>, who: Identity, b: JoinBody| async move { answer(s.services.join_meeting(&who, &b.meeting_id).await, joined) },
-    );
-    let join_path = warp::path!("api" / "meetings" / String / "join").and(warp::post()).and(st()).and(json::<Empty>()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move { answer(s.services.join_meeting(&who, &id).await, joined) },
-    );
-    let leave = warp::path!("api" / "meetings" / String / "leave").and(warp::post()).and(st()).and(json::<Empty>()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
-            answer(s.services.leave_meeting(&who, &id).await, |()| success())
-        },
-    );
-    let end = warp::path!("api" / "meetings" / String / "end").and(warp::post()).and(st()).and(json::<Empty>()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
-            answer(s.services.end_meeting(&who, &id).await, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
-        },
-    );
-    let switch = warp::path!("api" / "meetings" / "switch-mode").and(warp::post()).and(st()).and(json::<SwitchModeBody>()).and_then(
-        |s: Arc<HttpState>, who: Identity, b: SwitchModeBody| async move {
-            let result = match Mode::parse(&b.mode) {
-                Some(mode) => s.services.switch_mode(&who, &b.meeting_id, mode, b.participant_id.as_deref()).await,
-                None => Err(Error::invalid("mode", "must be \"private\" or \"broadcast\"")),
-            };
-            answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
-        },
-    );
-    let participants = warp::path!("api" / "meetings" / "participants" / String).and(warp::get()).and(st()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity| async move {
+    let create = warp::path!("api" / "meetings" / "create")
+        .and(warp::post())
+        .and(st())
+        .and(json::<CreateBody>())
+        .and_then(
+            |s: Arc<HttpState>, who: Identity, b: CreateBody| async move {
+                answer(s.services.create_meeting(&who, &b.topic).await, |m| {
+                    super::json(StatusCode::CREATED, &j!({"meeting": m}))
+                })
+            },
+        );
+    let join_body = warp::path!("api" / "meetings" / "join")
+        .and(warp::post())
+        .and(st())
+        .and(json::<JoinBody>())
+        .and_then(|s: Arc<HttpState>, who: Identity, b: JoinBody| async move {
+            answer(s.services.join_meeting(&who, &b.meeting_id).await, joined)
+        });
+    let join_path = warp::path!("api" / "meetings" / String / "join")
+        .and(warp::post())
+        .and(st())
+        .and(json::<Empty>())
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
+                answer(s.services.join_meeting(&who, &id).await, joined)
+            },
+        );
+    let leave = warp::path!("api" / "meetings" / String / "leave")
+        .and(warp::post())
+        .and(st())
+        .and(json::<Empty>())
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
+                answer(s.services.leave_meeting(&who, &id).await, |()| success())
+            },
+        );
+    let end = warp::path!("api" / "meetings" / String / "end")
+        .and(warp::post())
+        .and(st())
+        .and(json::<Empty>())
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
+                answer(s.services.end_meeting(&who, &id).await, |m| {
+                    super::json(StatusCode::OK, &j!({"meeting": m}))
+                })
+            },
+        );
+    let switch = warp::path!("api" / "meetings" / "switch-mode")
+        .and(warp::post())
+        .and(st())
+        .and(json::<SwitchModeBody>())
+        .and_then(
+            |s: Arc<HttpState>, who: Identity, b: SwitchModeBody| async move {
+                let result = match Mode::parse(&b.mode) {
+                    Some(mode) => {
+                        s.services
+                            .switch_mode(&who, &b.meeting_id, mode, b.participant_id.as_deref())
+                            .await
+                    }
+                    None => Err(Error::invalid(
+                        "mode",
+                        "must be \"private\" or \"broadcast\"",
+                    )),
+                };
+                answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
+            },
+        );
+    let participants = warp::path!("api" / "meetings" / "participants" / String)
+        .and(warp::get())
+        .and(st())
+        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
             answer(s.services.participants(&who, &id).await, |p| {
-                super::json(StatusCode::OK, &j!({"count": p.iter().filter(|p| p.online).count(), "participants": p}))
+                super::json(
+                    StatusCode::OK,
+                    &j!({"count": p.iter().filter(|p| p.online).count(), "participants": p}),
+                )
             })
-        },
-    );
-    let get = warp::path!("api" / "meetings" / String).and(warp::get()).and(st()).and_then(
-        |id: String, s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.meeting_detail(&who, &id).await, |d| super::json(StatusCode::OK, &d))
-        },
-    );
+        });
+    let get = warp::path!("api" / "meetings" / String)
+        .and(warp::get())
+        .and(st())
+        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
+            answer(s.services.meeting_detail(&who, &id).await, |d| {
+                super::json(StatusCode::OK, &d)
+            })
+        });
     create
         .or(join_body)
         .unify()

@@ -52,17 +52,41 @@ impl Metrics {
 
     /// The Prometheus text exposition of these counters.
     pub fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP meet_http_requests_total HTTP responses by status class.");
+        let _ = writeln!(
+            out,
+            "# HELP meet_http_requests_total HTTP responses by status class."
+        );
         let _ = writeln!(out, "# TYPE meet_http_requests_total counter");
         for (i, c) in self.by_class.iter().enumerate() {
-            let _ = writeln!(out, "meet_http_requests_total{{class=\"{}xx\"}} {}", i + 1, c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "meet_http_requests_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Relaxed)
+            );
         }
         for (name, help, v) in [
-            ("meet_http_rate_limited_total", "Requests refused by a rate limit.", &self.rate_limited),
-            ("meet_http_payload_too_large_total", "Requests refused for their body size.", &self.too_large),
-            ("meet_login_failures_total", "Failed logins.", &self.login_failures),
+            (
+                "meet_http_rate_limited_total",
+                "Requests refused by a rate limit.",
+                &self.rate_limited,
+            ),
+            (
+                "meet_http_payload_too_large_total",
+                "Requests refused for their body size.",
+                &self.too_large,
+            ),
+            (
+                "meet_login_failures_total",
+                "Failed logins.",
+                &self.login_failures,
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         }
         let _ = writeln!(
             out,

@@ -39,8 +39,17 @@ pub struct HttpState {
 impl HttpState {
     pub fn new(services: Arc<Services>) -> Self {
         let http = &services.config.http;
-        let limiter = RateLimiter::new(http.requests_per_window, http.window, http.login_failures, http.login_window);
-        Self { services, limiter, metrics: Metrics::default() }
+        let limiter = RateLimiter::new(
+            http.requests_per_window,
+            http.window,
+            http.login_failures,
+            http.login_window,
+        );
+        Self {
+            services,
+            limiter,
+            metrics: Metrics::default(),
+        }
     }
 }
 
@@ -52,7 +61,10 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 }
 
 /// The answer to a service call: `ok` builds the success body, an error becomes its JSON.
-pub fn answer<T>(result: crate::error::Result<T>, ok: impl FnOnce(T) -> Response) -> Result<Response, Infallible> {
+pub fn answer<T>(
+    result: crate::error::Result<T>,
+    ok: impl FnOnce(T) -> Response,
+) -> Result<Response, Infallible> {
     Ok(match result {
         Ok(v) => ok(v),
         Err(e) => ApiError::from(e).into_response(),
@@ -95,14 +107,24 @@ impl StatusQuery {
             None | Some("") => Ok(None),
             Some(s) => crate::domain::meetings::Status::parse(s)
                 .map(Some)
-                .ok_or_else(|| crate::error::Error::invalid("status", "must be created, active, ended or archived")),
+                .ok_or_else(|| {
+                    crate::error::Error::invalid(
+                        "status",
+                        "must be created, active, ended or archived",
+                    )
+                }),
         }
     }
 }
 
 /// `?status=` as a filter; a malformed query string is a validation error.
 pub fn status_query() -> impl Filter<Extract = (StatusQuery,), Error = Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify().map(|raw: String| {
-        serde_urlencoded::from_str::<StatusQuery>(&raw).unwrap_or(StatusQuery { status: Some("\u{0}invalid".into()) })
-    })
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|raw: String| {
+            serde_urlencoded::from_str::<StatusQuery>(&raw).unwrap_or(StatusQuery {
+                status: Some("\u{0}invalid".into()),
+            })
+        })
 }

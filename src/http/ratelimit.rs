@@ -19,11 +19,17 @@ struct Counter {
 
 impl Counter {
     fn new(limit: u32, window: Duration) -> Self {
-        Self { limit, window, entries: Mutex::new(HashMap::new()) }
+        Self {
+            limit,
+            window,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Time left in the window when the key is over its limit.
@@ -41,9 +47,15 @@ impl Counter {
             let window = self.window;
             map.retain(|_, w| now.duration_since(w.started) < window);
         }
-        let w = map.entry(key.to_owned()).or_insert(Window { started: now, count: 0 });
+        let w = map.entry(key.to_owned()).or_insert(Window {
+            started: now,
+            count: 0,
+        });
         if now.duration_since(w.started) >= self.window {
-            *w = Window { started: now, count: 0 };
+            *w = Window {
+                started: now,
+                count: 0,
+            };
         }
         w.count = w.count.saturating_add(1);
         (w.count > self.limit).then(|| self.window - now.duration_since(w.started))
@@ -60,13 +72,23 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(requests: u32, window: Duration, login_failures: u32, login_window: Duration) -> Self {
-        Self { requests: Counter::new(requests, window), logins: Counter::new(login_failures, login_window) }
+    pub fn new(
+        requests: u32,
+        window: Duration,
+        login_failures: u32,
+        login_window: Duration,
+    ) -> Self {
+        Self {
+            requests: Counter::new(requests, window),
+            logins: Counter::new(login_failures, login_window),
+        }
     }
 
     /// Counts a request from `ip`; `Some(retry_after)` when it must be refused.
     pub fn request(&self, ip: IpAddr) -> Option<Duration> {
-        self.requests.hit(&ip.to_string(), Instant::now()).map(round_up)
+        self.requests
+            .hit(&ip.to_string(), Instant::now())
+            .map(round_up)
     }
 
     /// `Some(retry_after)` while `key` (username and address) has failed too often.
@@ -101,6 +123,9 @@ mod tests {
         assert!(c.blocked("a", t).is_some());
         assert!(c.hit("a", t).is_some(), "the 4th is over");
         assert!(c.hit("b", t).is_none(), "keys are separate");
-        assert!(c.hit("a", t + Duration::from_secs(60)).is_none(), "a new window");
+        assert!(
+            c.hit("a", t + Duration::from_secs(60)).is_none(),
+            "a new window"
+        );
     }
 }

@@ -41,7 +41,11 @@ pub struct AppService {
 
 impl AppService {
     pub fn new(routes: BoxedFilter<(Response,)>, state: Arc<HttpState>, peer: SocketAddr) -> Self {
-        Self { routes, state, peer }
+        Self {
+            routes,
+            state,
+            peer,
+        }
     }
 }
 
@@ -79,13 +83,24 @@ impl AppService {
         let method = parts.method.clone();
         let path = parts.uri.path().to_owned();
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        let cors_ok = origin.as_ref().is_some_and(|o| origin_allowed(&http.cors_origins, o));
+        let cors_ok = origin
+            .as_ref()
+            .is_some_and(|o| origin_allowed(&http.cors_origins, o));
 
-        let response = if method == Method::OPTIONS && parts.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        let response = if method == Method::OPTIONS
+            && parts
+                .headers
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
             preflight(cors_ok)
         } else if let Some(retry) = self.state.limiter.request(ip) {
             ApiError::rate_limited(retry.as_secs()).into_response()
-        } else if parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).is_some_and(|n| n > http.body_limit as u64) {
+        } else if parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > http.body_limit as u64)
+        {
             ApiError::too_large(http.body_limit).into_response()
         } else {
             match Limited::new(body, http.body_limit).collect().await {
@@ -96,22 +111,48 @@ impl AppService {
                         Err(never) => match never {},
                     }
                 }
-                Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                Err(e)
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
                     ApiError::too_large(http.body_limit).into_response()
                 }
-                Err(_) => ApiError::bad_request("The request body could not be read").into_response(),
+                Err(_) => {
+                    ApiError::bad_request("The request body could not be read").into_response()
+                }
             }
         };
-        self.finish(response, origin.filter(|_| cors_ok), &method, &path, ip, started)
+        self.finish(
+            response,
+            origin.filter(|_| cors_ok),
+            &method,
+            &path,
+            ip,
+            started,
+        )
     }
 
-    fn finish(&self, mut res: Response, cors_origin: Option<HeaderValue>, method: &Method, path: &str, ip: IpAddr, started: Instant) -> Response {
+    fn finish(
+        &self,
+        mut res: Response,
+        cors_origin: Option<HeaderValue>,
+        method: &Method,
+        path: &str,
+        ip: IpAddr,
+        started: Instant,
+    ) -> Response {
         let h = res.headers_mut();
-        h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
         h.insert("x-frame-options", HeaderValue::from_static("DENY"));
         h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
         h.insert("content-security-policy", HeaderValue::from_static(CSP));
-        h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+        h.insert(
+            "cross-origin-opener-policy",
+            HeaderValue::from_static("same-origin"),
+        );
         if let Some(age) = self.state.services.config.http.hsts_max_age
             && let Ok(v) = HeaderValue::from_str(&format!("max-age={age}; includeSubDomains"))
         {
@@ -119,8 +160,14 @@ impl AppService {
         }
         if let Some(origin) = cors_origin {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
-            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after, content-range"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("retry-after, content-range"),
+            );
             h.append(header::VARY, HeaderValue::from_static("origin"));
         }
         let status = res.status().as_u16();
@@ -133,18 +180,30 @@ impl AppService {
 
 fn preflight(allowed: bool) -> Response {
     if !allowed {
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed").into_response();
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Origin not allowed")
+            .into_response();
     }
     let mut res = warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response();
     let h = res.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, range"));
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, range"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     res
 }
 
 fn origin_allowed(allowed: &[String], origin: &HeaderValue) -> bool {
-    origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o))
+    origin
+        .to_str()
+        .is_ok_and(|o| allowed.iter().any(|a| a == o))
 }
 
 /// The peer, or with `trust_forwarded_for` the address the (one, trusted) proxy saw.
@@ -163,7 +222,12 @@ fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -
 
 /// Serves until `shutdown` resolves, then stops accepting and lets open requests finish for up
 /// to `grace`.
-pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let routes = super::routes(&state);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -183,7 +247,11 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: impl 
         let svc = AppService::new(routes.clone(), Arc::clone(&state), peer);
         let svc = hyper_util::service::TowerToHyperService::new(svc);
         let builder = Builder::new(TokioExecutor::new());
-        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned());
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                .into_owned(),
+        );
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -191,7 +259,10 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>, shutdown: impl 
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections were still open after the shutdown grace period");
     }
 }

@@ -13,31 +13,43 @@ use crate::domain::access::Identity;
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let st = || state(Arc::clone(s)).and(caller(Arc::clone(s)));
-    let info = warp::path!("api" / "student" / "info").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
+    let info = warp::path!("api" / "student" / "info")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
             answer(s.services.student_info(&who).await, |(student, host)| {
                 super::json(StatusCode::OK, &j!({"student": student, "host": host}))
             })
-        },
-    );
-    let meetings = warp::path!("api" / "student" / "meetings").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.student_meetings(&who).await, |m| super::json(StatusCode::OK, &j!({"count": m.len(), "meetings": m})))
-        },
-    );
-    let recordings = warp::path!("api" / "student" / "recordings").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
+        });
+    let meetings = warp::path!("api" / "student" / "meetings")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+            answer(s.services.student_meetings(&who).await, |m| {
+                super::json(StatusCode::OK, &j!({"count": m.len(), "meetings": m}))
+            })
+        });
+    let recordings = warp::path!("api" / "student" / "recordings")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
             answer(s.services.student_recordings(&who, false).await, |r| {
                 super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
             })
-        },
-    );
-    let private = warp::path!("api" / "student" / "recordings" / "private").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
+        });
+    let private = warp::path!("api" / "student" / "recordings" / "private")
+        .and(warp::get())
+        .and(st())
+        .and_then(|s: Arc<HttpState>, who: Identity| async move {
             answer(s.services.student_recordings(&who, true).await, |r| {
                 super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
             })
-        },
-    );
-    info.or(meetings).unify().or(recordings).unify().or(private).unify().boxed()
+        });
+    info.or(meetings)
+        .unify()
+        .or(recordings)
+        .unify()
+        .or(private)
+        .unify()
+        .boxed()
 }

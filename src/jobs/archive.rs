@@ -23,7 +23,11 @@ impl Job for Archive {
             let cutoff = services.now() - services.config.archive_after;
             let ids = services.store.ended_before(cutoff).await?;
             progress.total(ids.len() as u64);
-            let mut report = Report { job: self.name().into(), examined: ids.len() as u64, ..Report::default() };
+            let mut report = Report {
+                job: self.name().into(),
+                examined: ids.len() as u64,
+                ..Report::default()
+            };
             for id in ids {
                 match services.store.archive_meeting(&id).await {
                     Ok(true) => report.changed += 1,

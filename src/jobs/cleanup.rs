@@ -23,9 +23,16 @@ impl Job for Cleanup {
         Box::pin(async move {
             let overdue = services.store.overdue_meetings(services.now()).await?;
             progress.total(overdue.len() as u64);
-            let mut report = Report { job: self.name().into(), examined: overdue.len() as u64, ..Report::default() };
+            let mut report = Report {
+                job: self.name().into(),
+                examined: overdue.len() as u64,
+                ..Report::default()
+            };
             for m in overdue {
-                match services.end_meeting_as(&m.id, EndReason::DurationExceeded).await {
+                match services
+                    .end_meeting_as(&m.id, EndReason::DurationExceeded)
+                    .await
+                {
                     Ok(_) => report.changed += 1,
                     Err(e) => {
                         tracing::warn!(meeting = %m.id, error = %e, "could not end an overdue meeting");

@@ -22,7 +22,11 @@ impl Job for Retention {
         Box::pin(async move {
             let expired = services.expired_recordings().await?;
             progress.total(expired.len() as u64);
-            let mut report = Report { job: self.name().into(), examined: expired.len() as u64, ..Report::default() };
+            let mut report = Report {
+                job: self.name().into(),
+                examined: expired.len() as u64,
+                ..Report::default()
+            };
             for rec in expired {
                 match services.remove_recording(&rec).await {
                     Ok(()) => report.changed += 1,

@@ -20,19 +20,29 @@ pub async fn start(services: Arc<Services>) -> Result<JobScheduler, SchedulerErr
         let schedule = job.schedule(&services.config.jobs).to_owned();
         let services = Arc::clone(&services);
         let job: Arc<dyn super::Job> = Arc::from(job);
-        let cron = CronJob::new_async_tz(schedule.as_str(), services.config.limits.time_zone, move |_, _| {
-            let services = Arc::clone(&services);
-            let job = Arc::clone(&job);
-            Box::pin(async move {
-                match job.run(&services, &Silent).await {
-                    Ok(r) if r.changed > 0 || r.failed > 0 => {
-                        tracing::info!(job = r.job, examined = r.examined, changed = r.changed, failed = r.failed, "job ran");
+        let cron = CronJob::new_async_tz(
+            schedule.as_str(),
+            services.config.limits.time_zone,
+            move |_, _| {
+                let services = Arc::clone(&services);
+                let job = Arc::clone(&job);
+                Box::pin(async move {
+                    match job.run(&services, &Silent).await {
+                        Ok(r) if r.changed > 0 || r.failed > 0 => {
+                            tracing::info!(
+                                job = r.job,
+                                examined = r.examined,
+                                changed = r.changed,
+                                failed = r.failed,
+                                "job ran"
+                            );
+                        }
+                        Ok(r) => tracing::debug!(job = r.job, "job ran; nothing to do"),
+                        Err(e) => tracing::error!(job = job.name(), error = %e, "job failed"),
                     }
-                    Ok(r) => tracing::debug!(job = r.job, "job ran; nothing to do"),
-                    Err(e) => tracing::error!(job = job.name(), error = %e, "job failed"),
-                }
-            })
-        })
+                })
+            },
+        )
         .map_err(err)?;
         sched.add(cron).await.map_err(err)?;
         tracing::debug!(job = name, %schedule, "job scheduled");

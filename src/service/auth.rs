@@ -28,9 +28,17 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(memory_kib: u32, iterations: u32) -> Self {
-        let params = Params::new(memory_kib.max(Params::MIN_M_COST), iterations.max(1), 1, None)
-            .unwrap_or_else(|_| Params::default());
-        Self { params, decoy: std::sync::Arc::default() }
+        let params = Params::new(
+            memory_kib.max(Params::MIN_M_COST),
+            iterations.max(1),
+            1,
+            None,
+        )
+        .unwrap_or_else(|_| Params::default());
+        Self {
+            params,
+            decoy: std::sync::Arc::default(),
+        }
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -64,12 +72,20 @@ impl PasswordHasher {
             let target = match &hash {
                 Some(h) => h.as_str(),
                 None => {
-                    decoy = this.decoy.get_or_init(|| this.hash_now(&super::new_id()).unwrap_or_default()).clone();
+                    decoy = this
+                        .decoy
+                        .get_or_init(|| this.hash_now(&super::new_id()).unwrap_or_default())
+                        .clone();
                     decoy.as_str()
                 }
             };
-            let Ok(parsed) = PasswordHash::new(target) else { return false };
-            this.argon2().verify_password(password.as_bytes(), &parsed).is_ok() && hash.is_some()
+            let Ok(parsed) = PasswordHash::new(target) else {
+                return false;
+            };
+            this.argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+                && hash.is_some()
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))
@@ -97,11 +113,16 @@ impl TokenIssuer {
         // Another dependency turns on jsonwebtoken's aws-lc backend too; with both present it
         // needs telling which one signs. An error means a provider is installed already.
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), lifetime }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            lifetime,
+        }
     }
 
     pub fn issue(&self, user: &UserRow, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>)> {
-        let exp = now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::hours(24));
+        let exp =
+            now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::hours(24));
         let claims = Claims {
             sub: user.id.clone(),
             role: Role::parse(&user.role).unwrap_or(Role::Student),
@@ -109,8 +130,12 @@ impl TokenIssuer {
             exp: exp.timestamp(),
             ver: user.token_version,
         };
-        let token = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| Error::Internal(format!("signing: {e}")))?;
+        let token = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(|e| Error::Internal(format!("signing: {e}")))?;
         Ok((token, exp))
     }
 
@@ -118,8 +143,12 @@ impl TokenIssuer {
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.validate_exp = false;
-        validation.required_spec_claims = ["sub", "exp", "iat"].iter().map(|s| (*s).to_owned()).collect();
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|_| Error::Unauthorized)?;
+        validation.required_spec_claims = ["sub", "exp", "iat"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| Error::Unauthorized)?;
         if data.claims.exp <= now.timestamp() {
             return Err(Error::Unauthorized);
         }
@@ -143,12 +172,20 @@ const CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl IdentityCache {
     fn get(&self, id: &str) -> Option<CachedUser> {
-        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(id).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(u, _)| u.clone())
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(id)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(u, _)| u.clone())
     }
 
     fn put(&self, id: String, user: CachedUser) {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() > 100_000 {
             map.clear();
         }
@@ -156,7 +193,10 @@ impl IdentityCache {
     }
 
     pub(super) fn clear(&self) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -176,8 +216,13 @@ impl Services {
     /// Checks a username and password; `only` restricts the role (student login).
     pub async fn login(&self, username: &str, password: &str, only: Option<Role>) -> Result<Login> {
         let row = self.store.user_by_name(username).await?;
-        let ok = self.hasher.verify(password, row.as_ref().map(|r| r.password_hash.as_str())).await?;
-        let Some(row) = row.filter(|_| ok) else { return Err(Error::InvalidCredentials) };
+        let ok = self
+            .hasher
+            .verify(password, row.as_ref().map(|r| r.password_hash.as_str()))
+            .await?;
+        let Some(row) = row.filter(|_| ok) else {
+            return Err(Error::InvalidCredentials);
+        };
         if only.is_some_and(|role| role.as_str() != row.role) {
             return Err(Error::InvalidCredentials);
         }
@@ -185,7 +230,13 @@ impl Services {
             return Err(Error::AccountDisabled);
         }
         let (token, expires_at) = self.tokens.issue(&row, self.now())?;
-        Ok(Login { role: Role::parse(&row.role).unwrap_or(Role::Student), id: row.id, username: row.username, token, expires_at })
+        Ok(Login {
+            role: Role::parse(&row.role).unwrap_or(Role::Student),
+            id: row.id,
+            username: row.username,
+            token,
+            expires_at,
+        })
     }
 
     /// Active, and for a student, their host active too.
@@ -194,7 +245,9 @@ impl Services {
             return Ok(false);
         }
         match (&row.host_id, row.role.as_str()) {
-            (Some(host), "student") => Ok(self.store.user(host).await?.is_some_and(|h| h.is_active)),
+            (Some(host), "student") => {
+                Ok(self.store.user(host).await?.is_some_and(|h| h.is_active))
+            }
             _ => Ok(true),
         }
     }
@@ -206,7 +259,11 @@ impl Services {
         let user = match self.identities.get(&claims.sub) {
             Some(u) => u,
             None => {
-                let row = self.store.user(&claims.sub).await?.ok_or(Error::Unauthorized)?;
+                let row = self
+                    .store
+                    .user(&claims.sub)
+                    .await?
+                    .ok_or(Error::Unauthorized)?;
                 let user = CachedUser {
                     active: self.account_usable(&row).await?,
                     token_version: row.token_version,
@@ -233,16 +290,37 @@ impl Services {
     }
 
     /// Changes the caller's password; older tokens stop working. Returns a fresh token.
-    pub async fn change_password(&self, who: &Identity, current: &str, new: &str) -> Result<(String, DateTime<Utc>)> {
+    pub async fn change_password(
+        &self,
+        who: &Identity,
+        current: &str,
+        new: &str,
+    ) -> Result<(String, DateTime<Utc>)> {
         let row = self.store.user(&who.id).await?.ok_or(Error::Unauthorized)?;
-        crate::domain::users::validate_password("newPassword", new, self.config.auth.password_min_length)
-            .map_err(|e| Error::Validation(vec![e]))?;
-        if !self.hasher.verify(current, Some(&row.password_hash)).await? {
+        crate::domain::users::validate_password(
+            "newPassword",
+            new,
+            self.config.auth.password_min_length,
+        )
+        .map_err(|e| Error::Validation(vec![e]))?;
+        if !self
+            .hasher
+            .verify(current, Some(&row.password_hash))
+            .await?
+        {
             return Err(Error::InvalidCredentials);
         }
         let hash = self.hasher.hash(new).await?;
-        let update = crate::store::UserUpdate { password_hash: Some(hash), revoke_tokens: true, ..Default::default() };
-        let row = self.store.update_user(&who.id, update, self.now()).await?.ok_or(Error::Unauthorized)?;
+        let update = crate::store::UserUpdate {
+            password_hash: Some(hash),
+            revoke_tokens: true,
+            ..Default::default()
+        };
+        let row = self
+            .store
+            .update_user(&who.id, update, self.now())
+            .await?
+            .ok_or(Error::Unauthorized)?;
         self.identities.clear();
         self.tokens.issue(&row, self.now())
     }
@@ -273,7 +351,10 @@ mod tests {
         let now = Utc::now();
         let (token, exp) = issuer.issue(&row(), now).expect("issue");
         let claims = issuer.verify(&token, now).expect("valid");
-        assert_eq!((claims.sub.as_str(), claims.ver, claims.role), ("u1", 3, Role::Host));
+        assert_eq!(
+            (claims.sub.as_str(), claims.ver, claims.role),
+            ("u1", 3, Role::Host)
+        );
         assert!(issuer.verify(&token, exp).is_err());
         let other = TokenIssuer::new(b"another secret, quite different", Duration::from_secs(60));
         assert!(other.verify(&token, now).is_err(), "forged signature");
@@ -284,7 +365,11 @@ mod tests {
         let h = PasswordHasher::new(1024, 1);
         let hash = h.hash("correct horse").await.expect("hash");
         assert!(hash.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse", Some(&hash)).await.expect("verify"));
+        assert!(
+            h.verify("correct horse", Some(&hash))
+                .await
+                .expect("verify")
+        );
         assert!(!h.verify("wrong horse", Some(&hash)).await.expect("verify"));
         assert!(!h.verify("correct horse", None).await.expect("verify"));
     }

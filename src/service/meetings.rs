@@ -33,7 +33,10 @@ impl Services {
         let _guard = self.locks.lock(&format!("host:{}", host.id)).await;
         let now = self.now();
         let (from, to) = meetings::day_bounds(now, &limits);
-        let created_today = self.store.count_meetings_created(&host.id, from, to).await?;
+        let created_today = self
+            .store
+            .count_meetings_created(&host.id, from, to)
+            .await?;
         meetings::check_daily_limit(&limits, created_today)?;
         let row = self
             .store
@@ -53,7 +56,12 @@ impl Services {
     /// A meeting by id, whoever asks.
     pub async fn meeting(&self, id: &str) -> Result<Meeting> {
         check_id(id, "Meeting")?;
-        Ok(self.store.meeting(id).await?.ok_or(Error::NotFound("Meeting"))?.into())
+        Ok(self
+            .store
+            .meeting(id)
+            .await?
+            .ok_or(Error::NotFound("Meeting"))?
+            .into())
     }
 
     /// A meeting the caller may see; others' meetings are forbidden.
@@ -69,7 +77,12 @@ impl Services {
         let meeting = self.visible_meeting(who, id).await?;
         let can_join = access::may_join(who, &meeting)
             && meetings::check_join(&meeting, self.now(), meeting.participant_count, false).is_ok();
-        Ok(MeetingDetail { is_host: access::is_meeting_host(who, &meeting), can_join, user_role: who.role, meeting })
+        Ok(MeetingDetail {
+            is_host: access::is_meeting_host(who, &meeting),
+            can_join,
+            user_role: who.role,
+            meeting,
+        })
     }
 
     /// Joins (or rejoins) a meeting: the first join activates it.
@@ -82,9 +95,14 @@ impl Services {
         let meeting = self.meeting(id).await?;
         let now = self.now();
         if meeting.is_overdue(now) {
-            self.end_locked(&meeting.id, EndReason::DurationExceeded).await?;
+            self.end_locked(&meeting.id, EndReason::DurationExceeded)
+                .await?;
         }
-        let already_in = self.store.participant(&meeting.id, &who.id).await?.is_some_and(|p| p.present);
+        let already_in = self
+            .store
+            .participant(&meeting.id, &who.id)
+            .await?
+            .is_some_and(|p| p.present);
         meetings::check_join(&meeting, now, meeting.participant_count, already_in)?;
         let row = ParticipantRow {
             meeting_id: meeting.id.clone(),
@@ -100,30 +118,48 @@ impl Services {
         if let Some(rec) = &meeting.recording
             && !rec.is_private
         {
-            self.store.add_recording_participant(&rec.id, &who.id).await?;
+            self.store
+                .add_recording_participant(&rec.id, &who.id)
+                .await?;
         }
         if !already_in {
-            self.emit(MeetingEvent::Joined { meeting_id: meeting.id.clone(), user_id: who.id.clone() });
+            self.emit(MeetingEvent::Joined {
+                meeting_id: meeting.id.clone(),
+                user_id: who.id.clone(),
+            });
         }
         let meeting = self.meeting(id).await?;
         let participants = self.present_participants(&meeting.id).await?;
-        Ok(JoinOutcome { meeting, participants })
+        Ok(JoinOutcome {
+            meeting,
+            participants,
+        })
     }
 
     pub async fn leave_meeting(&self, who: &Identity, id: &str) -> Result<()> {
         let meeting = self.meeting(id).await?;
         let _guard = self.locks.lock(&meeting.id).await;
-        let was_in = self.store.leave_meeting(&meeting.id, &who.id, self.now()).await?;
+        let was_in = self
+            .store
+            .leave_meeting(&meeting.id, &who.id, self.now())
+            .await?;
         if !was_in {
             return Err(Error::Forbidden("You are not in this meeting"));
         }
-        self.emit(MeetingEvent::Left { meeting_id: meeting.id, user_id: who.id.clone() });
+        self.emit(MeetingEvent::Left {
+            meeting_id: meeting.id,
+            user_id: who.id.clone(),
+        });
         Ok(())
     }
 
     async fn present_participants(&self, meeting_id: &str) -> Result<Vec<Participant>> {
         let rows = self.store.participants(meeting_id).await?;
-        Ok(rows.into_iter().filter(|p| p.present).map(Participant::from).collect())
+        Ok(rows
+            .into_iter()
+            .filter(|p| p.present)
+            .map(Participant::from)
+            .collect())
     }
 
     /// Everyone who has been in the meeting, with `online` telling who is there now.
@@ -131,9 +167,13 @@ impl Services {
     pub async fn participants(&self, who: &Identity, id: &str) -> Result<Vec<Participant>> {
         let meeting = self.visible_meeting(who, id).await?;
         let rows = self.store.participants(&meeting.id).await?;
-        let allowed = who.is_admin() || access::is_meeting_host(who, &meeting) || rows.iter().any(|p| p.user_id == who.id);
+        let allowed = who.is_admin()
+            || access::is_meeting_host(who, &meeting)
+            || rows.iter().any(|p| p.user_id == who.id);
         if !allowed {
-            return Err(Error::Forbidden("Only the host and participants can see who is in this meeting"));
+            return Err(Error::Forbidden(
+                "Only the host and participants can see who is in this meeting",
+            ));
         }
         Ok(rows.into_iter().map(Participant::from).collect())
     }
@@ -144,9 +184,16 @@ impl Services {
         if !access::may_end(who, &meeting) {
             return Err(Error::Forbidden("Only the host can end this meeting"));
         }
-        let reason = if who.is_admin() { EndReason::AdminEnded } else { EndReason::HostEnded };
+        let reason = if who.is_admin() {
+            EndReason::AdminEnded
+        } else {
+            EndReason::HostEnded
+        };
         if meeting.status == Status::Archived || meeting.status == Status::Ended {
-            return Err(Error::conflict("meeting_ended", "This meeting has already ended"));
+            return Err(Error::conflict(
+                "meeting_ended",
+                "This meeting has already ended",
+            ));
         }
         self.end_meeting_as(&meeting.id, reason).await
     }
@@ -162,15 +209,27 @@ impl Services {
         if !before.status.is_open() {
             return Ok(before);
         }
-        let row = self.store.end_meeting(id, reason.as_str(), self.now()).await?.ok_or(Error::NotFound("Meeting"))?;
+        let row = self
+            .store
+            .end_meeting(id, reason.as_str(), self.now())
+            .await?
+            .ok_or(Error::NotFound("Meeting"))?;
         let meeting: Meeting = row.into();
         tracing::info!(meeting = %meeting.id, reason = reason.as_str(), "meeting ended");
-        self.emit(MeetingEvent::Ended { meeting: Box::new(meeting.clone()) });
+        self.emit(MeetingEvent::Ended {
+            meeting: Box::new(meeting.clone()),
+        });
         Ok(meeting)
     }
 
     /// Switches between broadcast and a private conversation with one student in the meeting.
-    pub async fn switch_mode(&self, who: &Identity, id: &str, mode: Mode, participant_id: Option<&str>) -> Result<Meeting> {
+    pub async fn switch_mode(
+        &self,
+        who: &Identity,
+        id: &str,
+        mode: Mode,
+        participant_id: Option<&str>,
+    ) -> Result<Meeting> {
         let meeting = self.meeting(id).await?;
         if !access::is_meeting_host(who, &meeting) {
             return Err(Error::Forbidden("Only the host can switch the mode"));
@@ -183,24 +242,42 @@ impl Services {
         let private_id = match mode {
             Mode::Broadcast => None,
             Mode::Private => {
-                let pid = participant_id
-                    .ok_or_else(|| Error::invalid("participantId", "is required for private mode"))?;
+                let pid = participant_id.ok_or_else(|| {
+                    Error::invalid("participantId", "is required for private mode")
+                })?;
                 let in_meeting = check_id(pid, "Participant").is_ok()
-                    && self.store.participant(&meeting.id, pid).await?.is_some_and(|p| p.present && p.role == "student");
+                    && self
+                        .store
+                        .participant(&meeting.id, pid)
+                        .await?
+                        .is_some_and(|p| p.present && p.role == "student");
                 if !in_meeting {
-                    return Err(Error::invalid("participantId", "must be a student in this meeting"));
+                    return Err(Error::invalid(
+                        "participantId",
+                        "must be a student in this meeting",
+                    ));
                 }
                 Some(pid.to_owned())
             }
         };
-        let row = self.store.set_mode(&meeting.id, mode.as_str(), private_id).await?.ok_or(Error::NotFound("Meeting"))?;
+        let row = self
+            .store
+            .set_mode(&meeting.id, mode.as_str(), private_id)
+            .await?
+            .ok_or(Error::NotFound("Meeting"))?;
         let meeting: Meeting = row.into();
-        self.emit(MeetingEvent::ModeChanged { meeting: Box::new(meeting.clone()) });
+        self.emit(MeetingEvent::ModeChanged {
+            meeting: Box::new(meeting.clone()),
+        });
         Ok(meeting)
     }
 
     /// A host's meetings, optionally of one status.
-    pub async fn host_meetings(&self, host: &Identity, status: Option<Status>) -> Result<Vec<Meeting>> {
+    pub async fn host_meetings(
+        &self,
+        host: &Identity,
+        status: Option<Status>,
+    ) -> Result<Vec<Meeting>> {
         require(host, Role::Host)?;
         self.list_meetings(Some(&host.id), status).await
     }
@@ -208,19 +285,36 @@ impl Services {
     /// The student's host's meetings that are open.
     pub async fn student_meetings(&self, student: &Identity) -> Result<Vec<Meeting>> {
         require(student, Role::Student)?;
-        let host = student.host_id.as_deref().ok_or(Error::Internal("student without a host".into()))?;
-        let rows = self.store.meetings(Some(host), Some(&["created", "active"])).await?;
+        let host = student
+            .host_id
+            .as_deref()
+            .ok_or(Error::Internal("student without a host".into()))?;
+        let rows = self
+            .store
+            .meetings(Some(host), Some(&["created", "active"]))
+            .await?;
         Ok(rows.into_iter().map(Meeting::from).collect())
     }
 
-    pub async fn admin_meetings(&self, admin: &Identity, status: Option<Status>) -> Result<Vec<Meeting>> {
+    pub async fn admin_meetings(
+        &self,
+        admin: &Identity,
+        status: Option<Status>,
+    ) -> Result<Vec<Meeting>> {
         require(admin, Role::Admin)?;
         self.list_meetings(None, status).await
     }
 
-    async fn list_meetings(&self, host: Option<&str>, status: Option<Status>) -> Result<Vec<Meeting>> {
+    async fn list_meetings(
+        &self,
+        host: Option<&str>,
+        status: Option<Status>,
+    ) -> Result<Vec<Meeting>> {
         let statuses = status.map(|s| [s.as_str()]);
-        let rows = self.store.meetings(host, statuses.as_ref().map(<[&str; 1]>::as_slice)).await?;
+        let rows = self
+            .store
+            .meetings(host, statuses.as_ref().map(<[&str; 1]>::as_slice))
+            .await?;
         Ok(rows.into_iter().map(Meeting::from).collect())
     }
 
@@ -228,7 +322,10 @@ impl Services {
     pub async fn end_overdue_meetings(&self) -> Result<Vec<Meeting>> {
         let mut ended = Vec::new();
         for row in self.store.overdue_meetings(self.now()).await? {
-            ended.push(self.end_meeting_as(&row.id, EndReason::DurationExceeded).await?);
+            ended.push(
+                self.end_meeting_as(&row.id, EndReason::DurationExceeded)
+                    .await?,
+            );
         }
         Ok(ended)
     }

@@ -29,11 +29,25 @@ use crate::store::Store;
 /// Something that happened to a meeting, for the realtime layer and the SFU.
 #[derive(Debug, Clone)]
 pub enum MeetingEvent {
-    Joined { meeting_id: String, user_id: String },
-    Left { meeting_id: String, user_id: String },
-    ModeChanged { meeting: Box<Meeting> },
-    Ended { meeting: Box<Meeting> },
-    Muted { meeting_id: String, user_id: String, muted: bool },
+    Joined {
+        meeting_id: String,
+        user_id: String,
+    },
+    Left {
+        meeting_id: String,
+        user_id: String,
+    },
+    ModeChanged {
+        meeting: Box<Meeting>,
+    },
+    Ended {
+        meeting: Box<Meeting>,
+    },
+    Muted {
+        meeting_id: String,
+        user_id: String,
+        muted: bool,
+    },
 }
 
 /// Everything a request handler, a job or the control socket needs.
@@ -51,11 +65,20 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(config: Arc<Config>, store: Store, storage: Storage, clock: Arc<dyn Clock>, jwt_secret: &[u8]) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        storage: Storage,
+        clock: Arc<dyn Clock>,
+        jwt_secret: &[u8],
+    ) -> Self {
         let (events, _) = broadcast::channel(1024);
         Self {
             tokens: TokenIssuer::new(jwt_secret, config.auth.token_lifetime),
-            hasher: PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations),
+            hasher: PasswordHasher::new(
+                config.auth.argon2_memory_kib,
+                config.auth.argon2_iterations,
+            ),
             config,
             store,
             storage,
@@ -90,12 +113,19 @@ pub fn new_id() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// Path ids are at most 40 URL-safe characters; anything else cannot name a record.
 pub fn check_id(id: &str, what: &'static str) -> Result<()> {
-    if id.is_empty() || id.len() > 40 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if id.is_empty()
+        || id.len() > 40
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(Error::NotFound(what));
     }
     Ok(())
@@ -109,7 +139,10 @@ struct KeyedLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 impl KeyedLocks {
     async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
-            let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if map.len() > 10_000 {
                 // Drop the locks nobody holds or waits for.
                 map.retain(|_, l| Arc::strong_count(l) > 1);

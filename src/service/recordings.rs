@@ -39,26 +39,50 @@ fn may_hear(who: &Identity, r: &RecordingRow) -> bool {
 impl Services {
     pub async fn host_recordings(&self, host: &Identity) -> Result<Vec<Recording>> {
         require(host, Role::Host)?;
-        Ok(self.store.recordings(Some(&host.id)).await?.into_iter().map(Recording::from).collect())
+        Ok(self
+            .store
+            .recordings(Some(&host.id))
+            .await?
+            .into_iter()
+            .map(Recording::from)
+            .collect())
     }
 
     /// `private`: the student's own private recordings; otherwise the meetings they were in.
-    pub async fn student_recordings(&self, student: &Identity, private: bool) -> Result<Vec<Recording>> {
+    pub async fn student_recordings(
+        &self,
+        student: &Identity,
+        private: bool,
+    ) -> Result<Vec<Recording>> {
         require(student, Role::Student)?;
-        let rows = self.store.student_recordings(&student.id, private, self.now()).await?;
+        let rows = self
+            .store
+            .student_recordings(&student.id, private, self.now())
+            .await?;
         Ok(rows.into_iter().map(Recording::from).collect())
     }
 
     pub async fn admin_recordings(&self, admin: &Identity) -> Result<Vec<Recording>> {
         require(admin, Role::Admin)?;
-        Ok(self.store.recordings(None).await?.into_iter().map(Recording::from).collect())
+        Ok(self
+            .store
+            .recordings(None)
+            .await?
+            .into_iter()
+            .map(Recording::from)
+            .collect())
     }
 
     /// A recording the caller may hear. Students see only completed, unexpired ones.
     async fn audible_recording(&self, who: &Identity, id: &str) -> Result<RecordingRow> {
         check_id(id, "Recording")?;
-        let row = self.store.recording(id).await?.ok_or(Error::NotFound("Recording"))?;
-        let student_hidden = who.role == Role::Student && (row.status != "completed" || row.expires_at <= self.now());
+        let row = self
+            .store
+            .recording(id)
+            .await?
+            .ok_or(Error::NotFound("Recording"))?;
+        let student_hidden = who.role == Role::Student
+            && (row.status != "completed" || row.expires_at <= self.now());
         if !may_hear(who, &row) || student_hidden {
             return Err(Error::NotFound("Recording"));
         }
@@ -73,26 +97,42 @@ impl Services {
     pub async fn recording_audio(&self, who: &Identity, id: &str) -> Result<Location> {
         let row = self.audible_recording(who, id).await?;
         if row.status != "completed" {
-            return Err(Error::conflict("recording_not_ready", "This recording has no audio yet"));
+            return Err(Error::conflict(
+                "recording_not_ready",
+                "This recording has no audio yet",
+            ));
         }
-        self.storage.location(&row.object_key).await.map_err(|e| Error::Storage(e.to_string()))
+        self.storage
+            .location(&row.object_key)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
     }
 
     pub async fn delete_recording(&self, who: &Identity, id: &str) -> Result<()> {
         check_id(id, "Recording")?;
-        let row = self.store.recording(id).await?.ok_or(Error::NotFound("Recording"))?;
+        let row = self
+            .store
+            .recording(id)
+            .await?
+            .ok_or(Error::NotFound("Recording"))?;
         if !access::may_delete_recording(who, &row.host_id) {
             return Err(Error::NotFound("Recording"));
         }
         if row.status == "recording" {
-            return Err(Error::conflict("already_recording", "Stop the recording before deleting it"));
+            return Err(Error::conflict(
+                "already_recording",
+                "Stop the recording before deleting it",
+            ));
         }
         self.remove_recording(&row).await
     }
 
     /// Deletes the bytes, then the row: a failure leaves the row, so nothing is lost track of.
     pub async fn remove_recording(&self, row: &RecordingRow) -> Result<()> {
-        self.storage.delete(&row.object_key).await.map_err(|e| Error::Storage(e.to_string()))?;
+        self.storage
+            .delete(&row.object_key)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
         self.store.delete_recording(&row.id).await
     }
 

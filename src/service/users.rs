@@ -39,7 +39,8 @@ impl Services {
             Some(p) => (p.expose().to_owned(), false),
             None => (random_password(), true),
         };
-        self.create_user(&username, &password, Role::Admin, None).await?;
+        self.create_user(&username, &password, Role::Admin, None)
+            .await?;
         Ok(if generated {
             AdminBootstrap::Generated { username, password }
         } else {
@@ -47,15 +48,26 @@ impl Services {
         })
     }
 
-    async fn create_user(&self, username: &str, password: &str, role: Role, host_id: Option<String>) -> Result<UserRow> {
+    async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+        host_id: Option<String>,
+    ) -> Result<UserRow> {
         let mut errors = Vec::new();
         errors.extend(validate_username(username).err());
-        errors.extend(validate_password("password", password, self.config.auth.password_min_length).err());
+        errors.extend(
+            validate_password("password", password, self.config.auth.password_min_length).err(),
+        );
         if !errors.is_empty() {
             return Err(Error::Validation(errors));
         }
         if self.store.user_by_name(username).await?.is_some() {
-            return Err(Error::conflict("username_taken", "That username is already taken"));
+            return Err(Error::conflict(
+                "username_taken",
+                "That username is already taken",
+            ));
         }
         let hash = self.hasher.hash(password).await?;
         let row = self
@@ -79,7 +91,9 @@ impl Services {
             errors.extend(validate_username(name).err());
         }
         if let Some(p) = &patch.password {
-            errors.extend(validate_password("password", p, self.config.auth.password_min_length).err());
+            errors.extend(
+                validate_password("password", p, self.config.auth.password_min_length).err(),
+            );
         }
         if !errors.is_empty() {
             return Err(Error::Validation(errors));
@@ -88,7 +102,10 @@ impl Services {
             && let Some(other) = self.store.user_by_name(name).await?
             && other.id != row.id
         {
-            return Err(Error::conflict("username_taken", "That username is already taken"));
+            return Err(Error::conflict(
+                "username_taken",
+                "That username is already taken",
+            ));
         }
         let password_hash = match &patch.password {
             Some(p) => Some(self.hasher.hash(p).await?),
@@ -101,21 +118,39 @@ impl Services {
             password_hash,
             is_active: patch.is_active,
         };
-        let updated = self.store.update_user(&row.id, update, self.now()).await?.ok_or(Error::NotFound("User"))?;
+        let updated = self
+            .store
+            .update_user(&row.id, update, self.now())
+            .await?
+            .ok_or(Error::NotFound("User"))?;
         self.identities.clear();
         Ok(updated.into())
     }
 
     // ---- students, managed by their host -------------------------------------------------
 
-    pub async fn create_student(&self, host: &Identity, username: &str, password: &str) -> Result<User> {
+    pub async fn create_student(
+        &self,
+        host: &Identity,
+        username: &str,
+        password: &str,
+    ) -> Result<User> {
         require(host, Role::Host)?;
-        Ok(self.create_user(username, password, Role::Student, Some(host.id.clone())).await?.into())
+        Ok(self
+            .create_user(username, password, Role::Student, Some(host.id.clone()))
+            .await?
+            .into())
     }
 
     pub async fn students(&self, host: &Identity) -> Result<Vec<User>> {
         require(host, Role::Host)?;
-        Ok(self.store.users(Role::Student.as_str(), Some(&host.id)).await?.into_iter().map(User::from).collect())
+        Ok(self
+            .store
+            .users(Role::Student.as_str(), Some(&host.id))
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
     }
 
     /// One of this host's students; another host's student is "not found".
@@ -129,7 +164,12 @@ impl Services {
             .ok_or(Error::NotFound("Student"))
     }
 
-    pub async fn update_student(&self, host: &Identity, id: &str, patch: UserPatch) -> Result<User> {
+    pub async fn update_student(
+        &self,
+        host: &Identity,
+        id: &str,
+        patch: UserPatch,
+    ) -> Result<User> {
         let row = self.own_student(host, id).await?;
         self.patch_user(&row, patch).await
     }
@@ -143,17 +183,40 @@ impl Services {
 
     pub async fn student_info(&self, student: &Identity) -> Result<(User, HostRef)> {
         require(student, Role::Student)?;
-        let row = self.store.user(&student.id).await?.ok_or(Error::Unauthorized)?;
-        let host_id = row.host_id.clone().ok_or(Error::Internal("student without a host".into()))?;
-        let host = self.store.user(&host_id).await?.ok_or(Error::NotFound("Host"))?;
-        Ok((row.into(), HostRef { id: host.id, username: host.username }))
+        let row = self
+            .store
+            .user(&student.id)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        let host_id = row
+            .host_id
+            .clone()
+            .ok_or(Error::Internal("student without a host".into()))?;
+        let host = self
+            .store
+            .user(&host_id)
+            .await?
+            .ok_or(Error::NotFound("Host"))?;
+        Ok((
+            row.into(),
+            HostRef {
+                id: host.id,
+                username: host.username,
+            },
+        ))
     }
 
     // ---- hosts, managed by admins ---------------------------------------------------------
 
     pub async fn hosts(&self, admin: &Identity) -> Result<Vec<User>> {
         require(admin, Role::Admin)?;
-        Ok(self.store.users(Role::Host.as_str(), None).await?.into_iter().map(User::from).collect())
+        Ok(self
+            .store
+            .users(Role::Host.as_str(), None)
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
     }
 
     /// Students of one host, or all of them (admin).
@@ -163,22 +226,41 @@ impl Services {
             Some(h) => Some(self.host_row(h).await?.id),
             None => None,
         };
-        Ok(self.store.users(Role::Student.as_str(), host_id.as_deref()).await?.into_iter().map(User::from).collect())
+        Ok(self
+            .store
+            .users(Role::Student.as_str(), host_id.as_deref())
+            .await?
+            .into_iter()
+            .map(User::from)
+            .collect())
     }
 
-    pub async fn create_host(&self, admin: &Identity, username: &str, password: &str) -> Result<User> {
+    pub async fn create_host(
+        &self,
+        admin: &Identity,
+        username: &str,
+        password: &str,
+    ) -> Result<User> {
         require(admin, Role::Admin)?;
-        Ok(self.create_user(username, password, Role::Host, None).await?.into())
+        Ok(self
+            .create_user(username, password, Role::Host, None)
+            .await?
+            .into())
     }
 
     /// A host by id or, for the command line, by username.
     pub async fn host_row(&self, id_or_name: &str) -> Result<UserRow> {
-        let by_id = if super::check_id(id_or_name, "Host").is_ok() { self.store.user(id_or_name).await? } else { None };
+        let by_id = if super::check_id(id_or_name, "Host").is_ok() {
+            self.store.user(id_or_name).await?
+        } else {
+            None
+        };
         let row = match by_id {
             Some(r) => Some(r),
             None => self.store.user_by_name(id_or_name).await?,
         };
-        row.filter(|u| u.role == "host").ok_or(Error::NotFound("Host"))
+        row.filter(|u| u.role == "host")
+            .ok_or(Error::NotFound("Host"))
     }
 
     pub async fn update_host(&self, admin: &Identity, id: &str, patch: UserPatch) -> Result<User> {
@@ -191,11 +273,19 @@ impl Services {
     pub async fn delete_host(&self, admin: &Identity, id: &str) -> Result<()> {
         require(admin, Role::Admin)?;
         let row = self.host_row(id).await?;
-        for meeting in self.store.meetings(Some(&row.id), Some(&["created", "active"])).await? {
-            self.end_meeting_as(&meeting.id, crate::domain::meetings::EndReason::AdminEnded).await?;
+        for meeting in self
+            .store
+            .meetings(Some(&row.id), Some(&["created", "active"]))
+            .await?
+        {
+            self.end_meeting_as(&meeting.id, crate::domain::meetings::EndReason::AdminEnded)
+                .await?;
         }
         for rec in self.store.recordings(Some(&row.id)).await? {
-            self.storage.delete(&rec.object_key).await.map_err(|e| Error::Storage(e.to_string()))?;
+            self.storage
+                .delete(&rec.object_key)
+                .await
+                .map_err(|e| Error::Storage(e.to_string()))?;
         }
         self.store.delete_host_cascade(&row.id).await?;
         self.identities.clear();
@@ -205,7 +295,11 @@ impl Services {
 
 /// The caller must have this role.
 pub(super) fn require(who: &Identity, role: Role) -> Result<()> {
-    if who.role == role { Ok(()) } else { Err(Error::Forbidden("You are not allowed to do this")) }
+    if who.role == role {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("You are not allowed to do this"))
+    }
 }
 
 /// 20 characters from an alphabet without look-alikes.
@@ -213,5 +307,7 @@ fn random_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..20).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }

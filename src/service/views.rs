@@ -71,9 +71,11 @@ impl From<MeetingRow> for Meeting {
     fn from(r: MeetingRow) -> Self {
         let mode = Mode::parse(&r.mode).unwrap_or(Mode::Broadcast);
         let recording = match (r.recording_id, r.recording_start) {
-            (Some(id), Some(start_time)) => {
-                Some(ActiveRecording { id, is_private: r.recording_private.unwrap_or(false), start_time })
-            }
+            (Some(id), Some(start_time)) => Some(ActiveRecording {
+                id,
+                is_private: r.recording_private.unwrap_or(false),
+                start_time,
+            }),
             _ => None,
         };
         Self {
@@ -127,9 +129,17 @@ pub struct Recording {
 
 impl From<RecordingRow> for Recording {
     fn from(r: RecordingRow) -> Self {
-        let title = format!("{} — {}", r.meeting_topic, r.start_time.format("%Y-%m-%d %H:%M UTC"));
+        let title = format!(
+            "{} — {}",
+            r.meeting_topic,
+            r.start_time.format("%Y-%m-%d %H:%M UTC")
+        );
         Self {
-            playback: Playback { url: format!("/api/recordings/{}/audio", r.id), content_type: "audio/ogg".into(), title },
+            playback: Playback {
+                url: format!("/api/recordings/{}/audio", r.id),
+                content_type: "audio/ogg".into(),
+                title,
+            },
             id: r.id,
             meeting_id: r.meeting_id,
             meeting_topic: r.meeting_topic,

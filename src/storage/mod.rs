@@ -51,7 +51,12 @@ impl Storage {
     }
 
     /// Stores a finished object, read from a local file.
-    pub async fn put_file(&self, key: &str, file: &std::path::Path, content_type: &str) -> Result<u64, StorageError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        file: &std::path::Path,
+        content_type: &str,
+    ) -> Result<u64, StorageError> {
         check_key(key)?;
         match self {
             Self::Local(s) => s.put_file(key, file).await,
@@ -98,9 +103,18 @@ fn check_key(key: &str) -> Result<(), StorageError> {
     let ok = !key.is_empty()
         && key.len() <= 512
         && key.split('/').all(|seg| {
-            !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         });
-    if ok { Ok(()) } else { Err(StorageError::BadKey(key.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::BadKey(key.to_owned()))
+    }
 }
 
 #[cfg(test)]

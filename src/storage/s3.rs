@@ -23,38 +23,70 @@ fn s3_err(e: impl std::fmt::Display) -> StorageError {
 }
 
 fn status_ok(status: u16, what: &str) -> Result<(), StorageError> {
-    if (200..300).contains(&status) { Ok(()) } else { Err(StorageError::S3(format!("{what}: HTTP {status}"))) }
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(StorageError::S3(format!("{what}: HTTP {status}")))
+    }
 }
 
 impl S3Storage {
     pub async fn open(c: &S3Config) -> Result<Self, StorageError> {
         let region = match &c.endpoint {
-            Some(endpoint) => Region::Custom { region: c.region.clone(), endpoint: endpoint.clone() },
+            Some(endpoint) => Region::Custom {
+                region: c.region.clone(),
+                endpoint: endpoint.clone(),
+            },
             None => c.region.parse().map_err(s3_err)?,
         };
         let credentials = match (&c.access_key_id, &c.secret_access_key) {
-            (Some(k), Some(s)) => Credentials::new(Some(k), Some(s.expose()), None, None, None).map_err(s3_err)?,
+            (Some(k), Some(s)) => {
+                Credentials::new(Some(k), Some(s.expose()), None, None, None).map_err(s3_err)?
+            }
             _ => Credentials::default().map_err(s3_err)?,
         };
-        let mut bucket = Bucket::new(&c.bucket, region.clone(), credentials.clone()).map_err(s3_err)?;
+        let mut bucket =
+            Bucket::new(&c.bucket, region.clone(), credentials.clone()).map_err(s3_err)?;
         if c.path_style {
             bucket = bucket.with_path_style();
         }
-        let storage = Self { bucket, prefix: c.prefix.clone(), presign_seconds: c.presign_seconds };
+        let storage = Self {
+            bucket,
+            prefix: c.prefix.clone(),
+            presign_seconds: c.presign_seconds,
+        };
         // Create the bucket when it is missing (a fresh MinIO or test server); where listing buckets
         // is not allowed, carry on and let readiness report the problem.
         match storage.bucket.exists().await {
             Ok(true) => {}
             Ok(false) => {
                 let create = if c.path_style {
-                    Bucket::create_with_path_style(&c.bucket, region, credentials, BucketConfiguration::default()).await
+                    Bucket::create_with_path_style(
+                        &c.bucket,
+                        region,
+                        credentials,
+                        BucketConfiguration::default(),
+                    )
+                    .await
                 } else {
-                    Bucket::create(&c.bucket, region, credentials, BucketConfiguration::default()).await
+                    Bucket::create(
+                        &c.bucket,
+                        region,
+                        credentials,
+                        BucketConfiguration::default(),
+                    )
+                    .await
                 };
                 match create {
-                    Ok(r) if r.success() => tracing::info!(bucket = %c.bucket, "created the recordings bucket"),
-                    Ok(r) => tracing::warn!(bucket = %c.bucket, status = r.response_code, "could not create the bucket"),
-                    Err(e) => tracing::warn!(bucket = %c.bucket, error = %e, "could not create the bucket"),
+                    Ok(r) if r.success() => {
+                        tracing::info!(bucket = %c.bucket, "created the recordings bucket")
+                    }
+                    Ok(r) => {
+                        tracing::warn!(bucket = %c.bucket, status = r.response_code, "could not create the bucket")
+                    }
+                    Err(e) => {
+                        tracing::warn!(bucket = %c.bucket, error = %e, "could not create the bucket")
+                    }
                 }
             }
             Err(e) => tracing::warn!(bucket = %c.bucket, error = %e, "could not list buckets"),
@@ -66,20 +98,41 @@ impl S3Storage {
         format!("{}{key}", self.prefix)
     }
 
-    pub async fn put_file(&self, key: &str, file: &Path, content_type: &str) -> Result<u64, StorageError> {
+    pub async fn put_file(
+        &self,
+        key: &str,
+        file: &Path,
+        content_type: &str,
+    ) -> Result<u64, StorageError> {
         let bytes = tokio::fs::read(file).await?;
-        let r = self.bucket.put_object_with_content_type(self.object(key), &bytes, content_type).await.map_err(s3_err)?;
+        let r = self
+            .bucket
+            .put_object_with_content_type(self.object(key), &bytes, content_type)
+            .await
+            .map_err(s3_err)?;
         status_ok(r.status_code(), "put")?;
         Ok(bytes.len() as u64)
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let r = self.bucket.delete_object(self.object(key)).await.map_err(s3_err)?;
-        if r.status_code() == 404 { Ok(()) } else { status_ok(r.status_code(), "delete") }
+        let r = self
+            .bucket
+            .delete_object(self.object(key))
+            .await
+            .map_err(s3_err)?;
+        if r.status_code() == 404 {
+            Ok(())
+        } else {
+            status_ok(r.status_code(), "delete")
+        }
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
-        let (_, status) = self.bucket.head_object(self.object(key)).await.map_err(s3_err)?;
+        let (_, status) = self
+            .bucket
+            .head_object(self.object(key))
+            .await
+            .map_err(s3_err)?;
         match status {
             404 => Ok(false),
             s => status_ok(s, "head").map(|()| true),
@@ -87,13 +140,20 @@ impl S3Storage {
     }
 
     pub async fn presign(&self, key: &str) -> Result<String, StorageError> {
-        self.bucket.presign_get(self.object(key), self.presign_seconds, None).await.map_err(s3_err)
+        self.bucket
+            .presign_get(self.object(key), self.presign_seconds, None)
+            .await
+            .map_err(s3_err)
     }
 
     /// Reachable and allowed: a HEAD of a probe key answers 200 or 404.
     pub async fn check(&self) -> Result<(), StorageError> {
         let probe = format!("{}.meet-ready", self.prefix);
         let (_, status) = self.bucket.head_object(probe).await.map_err(s3_err)?;
-        if status == 404 { Ok(()) } else { status_ok(status, "head") }
+        if status == 404 {
+            Ok(())
+        } else {
+            status_ok(status, "head")
+        }
     }
 }

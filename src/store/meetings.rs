@@ -82,7 +82,10 @@ impl Store {
             .bind(("host", m.host_id))
             .bind(("host_name", m.host_name))
             .bind(("maxp", i64::from(m.max_participants)))
-            .bind(("maxd", i64::try_from(m.max_duration_seconds).unwrap_or(i64::MAX)))
+            .bind((
+                "maxd",
+                i64::try_from(m.max_duration_seconds).unwrap_or(i64::MAX),
+            ))
             .bind(("now", m.now))
             .await?
             .check()?;
@@ -92,11 +95,20 @@ impl Store {
 
     pub async fn meeting(&self, id: &str) -> Result<Option<MeetingRow>> {
         let sql = format!("SELECT {COLS} FROM ONLY type::record('meeting', $id)");
-        Ok(self.db.query(sql).bind(("id", id.to_owned())).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("id", id.to_owned()))
+            .await?
+            .take(0)?)
     }
 
     /// Meetings, newest first, filtered by host and by status.
-    pub async fn meetings(&self, host_id: Option<&str>, statuses: Option<&[&str]>) -> Result<Vec<MeetingRow>> {
+    pub async fn meetings(
+        &self,
+        host_id: Option<&str>,
+        statuses: Option<&[&str]>,
+    ) -> Result<Vec<MeetingRow>> {
         let mut filters = vec!["true"];
         if host_id.is_some() {
             filters.push("host_id = $host");
@@ -104,12 +116,27 @@ impl Store {
         if statuses.is_some() {
             filters.push("status IN $statuses");
         }
-        let sql = format!("SELECT {COLS} FROM meeting WHERE {} ORDER BY created_at DESC", filters.join(" AND "));
-        let statuses: Option<Vec<String>> = statuses.map(|s| s.iter().map(|x| (*x).to_owned()).collect());
-        Ok(self.db.query(sql).bind(("host", host_id.map(str::to_owned))).bind(("statuses", statuses)).await?.take(0)?)
+        let sql = format!(
+            "SELECT {COLS} FROM meeting WHERE {} ORDER BY created_at DESC",
+            filters.join(" AND ")
+        );
+        let statuses: Option<Vec<String>> =
+            statuses.map(|s| s.iter().map(|x| (*x).to_owned()).collect());
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("host", host_id.map(str::to_owned)))
+            .bind(("statuses", statuses))
+            .await?
+            .take(0)?)
     }
 
-    pub async fn count_meetings_created(&self, host_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<u32> {
+    pub async fn count_meetings_created(
+        &self,
+        host_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u32> {
         let q = self
             .db
             .query(
@@ -128,11 +155,21 @@ impl Store {
         } else {
             "SELECT count() AS n FROM meeting GROUP ALL"
         };
-        super::count(self.db.query(sql).bind(("status", status.map(str::to_owned)))).await
+        super::count(
+            self.db
+                .query(sql)
+                .bind(("status", status.map(str::to_owned))),
+        )
+        .await
     }
 
     /// Puts a user in the meeting (again): present, joined now, and activates a `created` meeting.
-    pub async fn join_meeting(&self, meeting_id: &str, p: &ParticipantRow, now: DateTime<Utc>) -> Result<()> {
+    pub async fn join_meeting(
+        &self,
+        meeting_id: &str,
+        p: &ParticipantRow,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let sql = format!(
             "BEGIN;
              UPSERT type::record('participant', $key) SET meeting_id = $m, user_id = $u, username = $username,
@@ -158,7 +195,12 @@ impl Store {
     }
 
     /// Marks a user as gone from the meeting. Returns whether they were present.
-    pub async fn leave_meeting(&self, meeting_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    pub async fn leave_meeting(
+        &self,
+        meeting_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let sql = format!(
             "UPDATE type::record('participant', $key) SET present = false, left_at = $now WHERE present = true
                  RETURN VALUE user_id;
@@ -176,21 +218,41 @@ impl Store {
         Ok(!changed.is_empty())
     }
 
-    pub async fn participant(&self, meeting_id: &str, user_id: &str) -> Result<Option<ParticipantRow>> {
+    pub async fn participant(
+        &self,
+        meeting_id: &str,
+        user_id: &str,
+    ) -> Result<Option<ParticipantRow>> {
         let sql = format!("SELECT {PCOLS} FROM ONLY type::record('participant', $key)");
-        Ok(self.db.query(sql).bind(("key", participant_key(meeting_id, user_id))).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("key", participant_key(meeting_id, user_id)))
+            .await?
+            .take(0)?)
     }
 
     /// Everyone who has joined the meeting, present or not, in order of joining.
     pub async fn participants(&self, meeting_id: &str) -> Result<Vec<ParticipantRow>> {
-        let sql = format!("SELECT {PCOLS} FROM participant WHERE meeting_id = $m ORDER BY joined_at");
-        Ok(self.db.query(sql).bind(("m", meeting_id.to_owned())).await?.take(0)?)
+        let sql =
+            format!("SELECT {PCOLS} FROM participant WHERE meeting_id = $m ORDER BY joined_at");
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("m", meeting_id.to_owned()))
+            .await?
+            .take(0)?)
     }
 
     /// The meetings a user is currently present in.
     pub async fn present_meetings_of(&self, user_id: &str) -> Result<Vec<String>> {
         let sql = "SELECT VALUE meeting_id FROM participant WHERE user_id = $u AND present = true";
-        Ok(self.db.query(sql).bind(("u", user_id.to_owned())).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("u", user_id.to_owned()))
+            .await?
+            .take(0)?)
     }
 
     pub async fn set_muted(&self, meeting_id: &str, user_id: &str, muted: bool) -> Result<()> {
@@ -204,7 +266,12 @@ impl Store {
     }
 
     /// Ends the meeting if it is open and returns it as it is now (`None` when it does not exist).
-    pub async fn end_meeting(&self, id: &str, reason: &str, now: DateTime<Utc>) -> Result<Option<MeetingRow>> {
+    pub async fn end_meeting(
+        &self,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MeetingRow>> {
         let sql = format!(
             "BEGIN;
              UPDATE type::record('meeting', $m) SET status = 'ended', end_time = $now, end_reason = $reason,
@@ -213,13 +280,24 @@ impl Store {
              COMMIT;
              SELECT {COLS} FROM ONLY type::record('meeting', $m);"
         );
-        let mut res =
-            self.db.query(sql).bind(("m", id.to_owned())).bind(("reason", reason.to_owned())).bind(("now", now)).await?.check()?;
+        let mut res = self
+            .db
+            .query(sql)
+            .bind(("m", id.to_owned()))
+            .bind(("reason", reason.to_owned()))
+            .bind(("now", now))
+            .await?
+            .check()?;
         let last = res.num_statements().saturating_sub(1);
         Ok(res.take(last)?)
     }
 
-    pub async fn set_mode(&self, id: &str, mode: &str, private_participant_id: Option<String>) -> Result<Option<MeetingRow>> {
+    pub async fn set_mode(
+        &self,
+        id: &str,
+        mode: &str,
+        private_participant_id: Option<String>,
+    ) -> Result<Option<MeetingRow>> {
         let sql = format!(
             "UPDATE type::record('meeting', $m) SET mode = $mode, private_participant_id = $pp RETURN NONE; \
              SELECT {COLS} FROM ONLY type::record('meeting', $m);"
@@ -237,7 +315,8 @@ impl Store {
 
     /// Active meetings whose deadline has passed at `now`.
     pub async fn overdue_meetings(&self, now: DateTime<Utc>) -> Result<Vec<MeetingRow>> {
-        let sql = format!("SELECT {COLS} FROM meeting WHERE status = 'active' AND deadline <= $now");
+        let sql =
+            format!("SELECT {COLS} FROM meeting WHERE status = 'active' AND deadline <= $now");
         Ok(self.db.query(sql).bind(("now", now)).await?.take(0)?)
     }
 

@@ -43,25 +43,41 @@ impl Store {
     pub async fn open(config: &DatabaseConfig) -> Result<Self, OpenError> {
         let url = config.url.clone();
         if let Some(dir) = url.strip_prefix("surrealkv://") {
-            std::fs::create_dir_all(dir).map_err(|e| OpenError::Open { url: url.clone(), message: e.to_string() })?;
+            std::fs::create_dir_all(dir).map_err(|e| OpenError::Open {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
         }
         let open_err = |e: surrealdb::Error| {
             let message = e.to_string();
             if message.contains("lock") || message.contains("Resource temporarily unavailable") {
                 OpenError::Locked(url.clone())
             } else {
-                OpenError::Open { url: url.clone(), message }
+                OpenError::Open {
+                    url: url.clone(),
+                    message,
+                }
             }
         };
-        let db = surrealdb::engine::any::connect(url.as_str()).await.map_err(open_err)?;
+        let db = surrealdb::engine::any::connect(url.as_str())
+            .await
+            .map_err(open_err)?;
         if let Some((username, password)) = &config.credentials {
-            db.signin(Root { username: username.clone(), password: password.expose().to_owned() })
-                .await
-                .map_err(open_err)?;
+            db.signin(Root {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            })
+            .await
+            .map_err(open_err)?;
         }
-        db.use_ns(config.namespace.as_str()).use_db(config.database.as_str()).await.map_err(open_err)?;
+        db.use_ns(config.namespace.as_str())
+            .use_db(config.database.as_str())
+            .await
+            .map_err(open_err)?;
         let store = Self { db };
-        schema::apply(&store.db).await.map_err(|e| OpenError::Schema(e.to_string()))?;
+        schema::apply(&store.db)
+            .await
+            .map_err(|e| OpenError::Schema(e.to_string()))?;
         Ok(store)
     }
 
@@ -118,7 +134,10 @@ mod tests {
         assert_eq!(store.count_recordings().await.expect("count"), 0);
         assert_eq!(store.count_users("host").await.expect("count"), 0);
         assert_eq!(store.count_meetings(None).await.expect("count"), 0);
-        assert_eq!(store.count_meetings(Some("active")).await.expect("count"), 0);
+        assert_eq!(
+            store.count_meetings(Some("active")).await.expect("count"),
+            0
+        );
         let now = chrono::Utc::now();
         for (i, role) in ["host", "host", "admin"].iter().enumerate() {
             store
@@ -135,9 +154,25 @@ mod tests {
         }
         assert_eq!(store.count_users("host").await.expect("count"), 2);
         let dup = store
-            .create_user(NewUser { id: "u9".into(), username: "USER0".into(), password_hash: "x".into(), role: "host", host_id: None, now })
+            .create_user(NewUser {
+                id: "u9".into(),
+                username: "USER0".into(),
+                password_hash: "x".into(),
+                role: "host",
+                host_id: None,
+                now,
+            })
             .await;
-        assert!(matches!(dup, Err(crate::error::Error::Conflict { code: "username_taken", .. })), "{dup:?}");
+        assert!(
+            matches!(
+                dup,
+                Err(crate::error::Error::Conflict {
+                    code: "username_taken",
+                    ..
+                })
+            ),
+            "{dup:?}"
+        );
         assert_eq!(store.schema_version().await.expect("version"), 1);
     }
 }

@@ -74,19 +74,38 @@ impl Store {
 
     pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>> {
         let sql = format!("SELECT {COLS} FROM ONLY type::record('recording', $id)");
-        Ok(self.db.query(sql).bind(("id", id.to_owned())).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("id", id.to_owned()))
+            .await?
+            .take(0)?)
     }
 
     /// All recordings, or one host's; newest first.
     pub async fn recordings(&self, host_id: Option<&str>) -> Result<Vec<RecordingRow>> {
-        let filter = if host_id.is_some() { "WHERE host_id = $host" } else { "" };
+        let filter = if host_id.is_some() {
+            "WHERE host_id = $host"
+        } else {
+            ""
+        };
         let sql = format!("SELECT {COLS} FROM recording {filter} ORDER BY start_time DESC");
-        Ok(self.db.query(sql).bind(("host", host_id.map(str::to_owned))).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("host", host_id.map(str::to_owned)))
+            .await?
+            .take(0)?)
     }
 
     /// Completed, unexpired recordings a student may hear: `private` selects the student's private
     /// recordings, otherwise the normal recordings of meetings the student was in while they ran.
-    pub async fn student_recordings(&self, student_id: &str, private: bool, now: DateTime<Utc>) -> Result<Vec<RecordingRow>> {
+    pub async fn student_recordings(
+        &self,
+        student_id: &str,
+        private: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RecordingRow>> {
         let filter = if private {
             "is_private = true AND student_id = $s"
         } else {
@@ -96,11 +115,21 @@ impl Store {
             "SELECT {COLS} FROM recording WHERE status = 'completed' AND expires_at > $now AND {filter} \
              ORDER BY start_time DESC"
         );
-        Ok(self.db.query(sql).bind(("s", student_id.to_owned())).bind(("now", now)).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("s", student_id.to_owned()))
+            .bind(("now", now))
+            .await?
+            .take(0)?)
     }
 
     pub async fn count_recordings(&self) -> Result<i64> {
-        super::count(self.db.query("SELECT count() AS n FROM recording GROUP ALL")).await
+        super::count(
+            self.db
+                .query("SELECT count() AS n FROM recording GROUP ALL"),
+        )
+        .await
     }
 
     /// Adds a listener to a running recording's audience.
@@ -141,13 +170,19 @@ impl Store {
     }
 
     pub async fn delete_recording(&self, id: &str) -> Result<()> {
-        self.db.query("DELETE type::record('recording', $id)").bind(("id", id.to_owned())).await?.check()?;
+        self.db
+            .query("DELETE type::record('recording', $id)")
+            .bind(("id", id.to_owned()))
+            .await?
+            .check()?;
         Ok(())
     }
 
     /// Recordings whose retention has run out at `now`.
     pub async fn expired_recordings(&self, now: DateTime<Utc>) -> Result<Vec<RecordingRow>> {
-        let sql = format!("SELECT {COLS} FROM recording WHERE expires_at <= $now AND status != 'recording'");
+        let sql = format!(
+            "SELECT {COLS} FROM recording WHERE expires_at <= $now AND status != 'recording'"
+        );
         Ok(self.db.query(sql).bind(("now", now)).await?.take(0)?)
     }
 }

@@ -41,7 +41,9 @@ pub async fn version(db: &Surreal<Any>) -> Result<i64> {
 pub async fn apply(db: &Surreal<Any>) -> Result<()> {
     let current = version(db).await?;
     for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-        let text = format!("BEGIN TRANSACTION;\n{sql}\nUPSERT meta:schema SET version = $v;\nCOMMIT TRANSACTION;");
+        let text = format!(
+            "BEGIN TRANSACTION;\n{sql}\nUPSERT meta:schema SET version = $v;\nCOMMIT TRANSACTION;"
+        );
         db.query(text).bind(("v", *v)).await?.check()?;
         tracing::info!(version = v, "database schema migrated");
     }

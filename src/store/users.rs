@@ -62,7 +62,11 @@ impl Store {
             .bind(("now", u.now))
             .await?;
         if let Some((_, e)) = res.take_errors().into_iter().next() {
-            return Err(unique_violation(e, "username_taken", "That username is already taken"));
+            return Err(unique_violation(
+                e,
+                "username_taken",
+                "That username is already taken",
+            ));
         }
         let row: Option<UserRow> = res.take(1)?;
         row.ok_or_else(|| crate::error::Error::Database("created user not found".into()))
@@ -70,7 +74,12 @@ impl Store {
 
     pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
         let sql = format!("SELECT {COLS} FROM ONLY type::record('user', $id)");
-        Ok(self.db.query(sql).bind(("id", id.to_owned())).await?.take(0)?)
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("id", id.to_owned()))
+            .await?
+            .take(0)?)
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
@@ -82,18 +91,39 @@ impl Store {
 
     /// Users of a role, optionally only one host's; oldest first.
     pub async fn users(&self, role: &str, host_id: Option<&str>) -> Result<Vec<UserRow>> {
-        let filter = if host_id.is_some() { "AND host_id = $host" } else { "" };
-        let sql = format!("SELECT {COLS} FROM user WHERE role = $role {filter} ORDER BY created_at, username");
-        let rows = self.db.query(sql).bind(("role", role.to_owned())).bind(("host", host_id.map(str::to_owned))).await?.take(0)?;
+        let filter = if host_id.is_some() {
+            "AND host_id = $host"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {COLS} FROM user WHERE role = $role {filter} ORDER BY created_at, username"
+        );
+        let rows = self
+            .db
+            .query(sql)
+            .bind(("role", role.to_owned()))
+            .bind(("host", host_id.map(str::to_owned)))
+            .await?
+            .take(0)?;
         Ok(rows)
     }
 
     pub async fn count_users(&self, role: &str) -> Result<i64> {
-        super::count(self.db.query("SELECT count() AS n FROM user WHERE role = $role GROUP ALL").bind(("role", role.to_owned())))
-            .await
+        super::count(
+            self.db
+                .query("SELECT count() AS n FROM user WHERE role = $role GROUP ALL")
+                .bind(("role", role.to_owned())),
+        )
+        .await
     }
 
-    pub async fn update_user(&self, id: &str, update: UserUpdate, now: DateTime<Utc>) -> Result<Option<UserRow>> {
+    pub async fn update_user(
+        &self,
+        id: &str,
+        update: UserUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserRow>> {
         let mut sets = vec!["updated_at = $now"];
         if update.username.is_some() {
             sets.push("username = $username, username_key = $key");
@@ -112,7 +142,10 @@ impl Store {
              SELECT {COLS} FROM ONLY type::record('user', $id);",
             sets.join(", ")
         );
-        let key = update.username.as_deref().map(crate::domain::users::username_key);
+        let key = update
+            .username
+            .as_deref()
+            .map(crate::domain::users::username_key);
         let mut res = self
             .db
             .query(sql)
@@ -124,7 +157,11 @@ impl Store {
             .bind(("active", update.is_active))
             .await?;
         if let Some((_, e)) = res.take_errors().into_iter().next() {
-            return Err(unique_violation(e, "username_taken", "That username is already taken"));
+            return Err(unique_violation(
+                e,
+                "username_taken",
+                "That username is already taken",
+            ));
         }
         Ok(res.take(1)?)
     }
@@ -152,7 +189,11 @@ impl Store {
             DELETE user WHERE role = 'student' AND host_id = $id;
             DELETE type::record('user', $id);
             COMMIT;";
-        self.db.query(sql).bind(("id", host_id.to_owned())).await?.check()?;
+        self.db
+            .query(sql)
+            .bind(("id", host_id.to_owned()))
+            .await?
+            .check()?;
         Ok(())
     }
 }

@@ -1,0 +1,209 @@
+//! `TestServer`: the whole app in-process on `127.0.0.1:0`, `mem://`, a temp dir and a clock the
+//! test moves.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use meet::app::AppHandle;
+use meet::clock::ManualClock;
+use meet::config::{Config, Secret};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestServer {
+    pub base: String,
+    pub app: Option<AppHandle>,
+    pub clock: Arc<ManualClock>,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub admin: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body.get("code").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// Asserts the status, and for an error the contract's error shape.
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        if status >= 400 {
+            assert_error_shape(&self.body);
+        }
+        &self.body
+    }
+}
+
+pub fn assert_error_shape(body: &Value) {
+    assert_eq!(body["status"], "error", "error body: {body}");
+    let code = body["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code in {body}"));
+    assert!(
+        !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        "code {code}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::for_tests(dir.path());
+        config.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        config.jobs.enabled = false;
+        tweak(&mut config);
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let app = meet::app::start_with_clock(config, clock.clone())
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", app.addr);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut server = Self {
+            base,
+            app: Some(app),
+            clock,
+            client,
+            dir,
+            admin: String::new(),
+        };
+        server.admin = server.login("admin", ADMIN_PASSWORD).await;
+        server
+    }
+
+    pub fn app(&self) -> &AppHandle {
+        self.app.as_ref().expect("running")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        Self::reply(res).await
+    }
+
+    pub async fn reply(res: reqwest::Response) -> Reply {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        r.expect(200)["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A host account and its token.
+    pub async fn host(&self, name: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/api/admin/hosts",
+                &self.admin,
+                json!({"username": name, "password": format!("{name}-password")}),
+            )
+            .await;
+        let id = r.expect(201)["data"]["host"]["_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        (id, self.login(name, &format!("{name}-password")).await)
+    }
+
+    /// A student of the host with `host_token`, and the student's token.
+    pub async fn student(&self, host_token: &str, name: &str) -> (String, String) {
+        let r = self
+            .post(
+                "/api/host/students",
+                host_token,
+                json!({"username": name, "password": format!("{name}-password")}),
+            )
+            .await;
+        let id = r.expect(201)["data"]["student"]["_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        (id, self.login(name, &format!("{name}-password")).await)
+    }
+
+    pub async fn meeting(&self, host_token: &str, topic: &str) -> String {
+        let r = self
+            .post("/api/meetings/create", host_token, json!({"topic": topic}))
+            .await;
+        r.expect(201)["meeting"]["_id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+}

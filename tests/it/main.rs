@@ -1,0 +1,11 @@
+//! One integration-test binary: real servers on 127.0.0.1:0, the embedded database in memory
+//! (or on disk for the smoke test), real HTTP clients.
+
+mod bad_input;
+mod common;
+mod flows;
+mod limits;
+mod roles;
+mod s3;
+mod security;
+mod smoke;

@@ -1,0 +1,142 @@
+//! Headers, CORS and rate limits.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::{ADMIN_PASSWORD, TestServer};
+
+#[tokio::test]
+async fn security_headers_on_every_response() {
+    let t = TestServer::start_with(|c| c.http.hsts_max_age = Some(31_536_000)).await;
+    for (method, path) in [
+        (Method::GET, "/healthz"),
+        (Method::GET, "/nope"),
+        (Method::POST, "/api/auth/login"),
+        (Method::GET, "/api/auth/profile"),
+    ] {
+        let r = t.call(method, path, None, None).await;
+        let h = &r.headers;
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .expect("csp")
+                .contains("frame-ancestors 'none'")
+        );
+        assert!(
+            h["strict-transport-security"]
+                .to_str()
+                .expect("hsts")
+                .starts_with("max-age=31536000")
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let t = TestServer::start_with(|c| c.http.cors_origins = vec!["http://localhost:5173".into()])
+        .await;
+    let pre = |origin: &'static str| {
+        t.client
+            .request(Method::OPTIONS, t.url("/api/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = pre("http://localhost:5173").await.expect("preflight");
+    assert_eq!(ok.status().as_u16(), 204);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let bad = TestServer::reply(pre("http://evil.example").await.expect("preflight")).await;
+    assert_eq!(bad.status.as_u16(), 403);
+    assert!(bad.headers.get("access-control-allow-origin").is_none());
+    let r = t
+        .client
+        .get(t.url("/healthz"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("get");
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_username_and_address() {
+    let t = TestServer::start().await;
+    let (_, _) = t.host("hosta").await;
+    let attempt = |user: &'static str, pass: &'static str| {
+        t.call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": user, "password": pass})),
+        )
+    };
+    for _ in 0..10 {
+        let r = attempt("hosta", "wrong-password").await;
+        assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_credentials"));
+        assert_eq!(r.body["message"], "Invalid username or password");
+    }
+    // The 11th attempt is refused even with the right password, with Retry-After.
+    let r = attempt("hosta", "hosta-password").await;
+    assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"));
+    let retry: u64 = r.headers["retry-after"]
+        .to_str()
+        .expect("header")
+        .parse()
+        .expect("seconds");
+    assert!((1..=900).contains(&retry));
+    // The student login route shares the throttle; other usernames are not affected.
+    let r = t
+        .call(
+            Method::POST,
+            "/api/student/login",
+            None,
+            Some(json!({"username": "hosta", "password": "x"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 429);
+    t.login("admin", ADMIN_PASSWORD).await;
+    // Unknown users answer exactly like wrong passwords.
+    let r = attempt("nobody-here", "whatever-pass").await;
+    assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_credentials"));
+}
+
+#[tokio::test]
+async fn the_global_rate_limit_answers_429_with_retry_after() {
+    let t = TestServer::start_with(|c| c.http.requests_per_window = 30).await;
+    // The admin login in start() used one request.
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(
+            t.call(Method::GET, "/healthz", None, None)
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 29);
+    let r = t.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"));
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn non_students_cannot_use_the_student_login() {
+    let t = TestServer::start().await;
+    t.host("hosta").await;
+    let r = t
+        .call(
+            Method::POST,
+            "/api/student/login",
+            None,
+            Some(json!({"username": "hosta", "password": "hosta-password"})),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_credentials"));
+}

@@ -1,0 +1,381 @@
+//! The real `meet` binary on `surrealkv://` in a temp dir: start, create data, SIGTERM, restart,
+//! data still there; `meet admin` against the running server and against the stopped one.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_meet");
+const ADMIN_PASSWORD: &str = "smoke-admin-pass";
+
+pub struct Process {
+    child: Child,
+    pub addr: String,
+    logs: mpsc::Receiver<String>,
+}
+
+fn base_command(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MEET_CONFIG", "/dev/null")
+        .env("MEET_AUTH__ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("MEET_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("MEET_AUTH__ARGON2_ITERATIONS", "1")
+        .env("MEET_LOGGING__FORMAT", "json")
+        .env(
+            "MEET_LOGGING__LEVEL",
+            "info,surrealdb=warn,surrealkv=warn,tokio_cron_scheduler=warn",
+        )
+        .env("MEET_SERVER__DATA_DIR", data);
+    c
+}
+
+impl Process {
+    pub fn serve(data: &Path) -> Self {
+        let mut cmd = base_command(data);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("meet serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("listening line");
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "meet is listening"
+            {
+                let addr = v["addr"].as_str().expect("addr").to_owned();
+                return Self {
+                    child,
+                    addr: format!("http://{addr}"),
+                    logs: rx,
+                };
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let status = self.child.wait().expect("exit");
+        let logs: Vec<String> = self.logs.try_iter().collect();
+        assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:?}");
+        status
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `meet admin ...` (or any subcommand) on the data dir, with optional stdin.
+pub fn meet(data: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = base_command(data);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("meet runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("output")
+}
+
+pub fn json_out(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json output")
+}
+
+async fn login(client: &reqwest::Client, base: &str, user: &str, pass: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": user, "password": pass}))
+        .send()
+        .await
+        .expect("login")
+}
+
+pub fn data_dir(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+#[tokio::test]
+async fn data_survives_a_sigterm_and_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = data_dir(&dir);
+    let server = Process::serve(&data);
+    let client = reqwest::Client::new();
+    let admin: Value = login(&client, &server.addr, "admin", ADMIN_PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let token = admin["token"].as_str().expect("token");
+    let r = client
+        .post(format!("{}/api/admin/hosts", server.addr))
+        .bearer_auth(token)
+        .json(&json!({"username": "persist", "password": "persist-pass"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let host: Value = login(&client, &server.addr, "persist", "persist-pass")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let host_token = host["token"].as_str().expect("token");
+    let r = client
+        .post(format!("{}/api/meetings/create", server.addr))
+        .bearer_auth(host_token)
+        .json(&json!({"topic": "kept"}))
+        .send()
+        .await
+        .expect("meeting");
+    assert_eq!(r.status().as_u16(), 201);
+    let status = server.terminate();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    assert!(
+        !data.join("meet.sock").exists(),
+        "the control socket is removed on shutdown"
+    );
+
+    let server = Process::serve(&data);
+    let r = login(&client, &server.addr, "persist", "persist-pass").await;
+    assert_eq!(r.status().as_u16(), 200, "the host survived");
+    // The JWT secret survived too: the old token still works.
+    let r = client
+        .get(format!("{}/api/host/meetings", server.addr))
+        .bearer_auth(host_token)
+        .send()
+        .await
+        .expect("list");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["count"], 1);
+    assert_eq!(body["meetings"][0]["topic"], "kept");
+    assert!(server.terminate().success());
+    let secret = std::fs::metadata(data.join("jwt_secret")).expect("secret");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&secret.permissions()) & 0o777,
+        0o600
+    );
+}
+
+#[tokio::test]
+async fn meet_admin_against_a_running_and_a_stopped_server() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = data_dir(&dir);
+    let d = data.to_str().expect("path");
+    let server = Process::serve(&data);
+    let sock = std::fs::metadata(data.join("meet.sock")).expect("socket");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&sock.permissions()) & 0o777,
+        0o600
+    );
+
+    // Running: through the control socket.
+    let out = meet(
+        &data,
+        &[
+            "admin",
+            "host",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("alice-password\n"),
+    );
+    assert_eq!(json_out(&out)["username"], "alice");
+    let out = meet(
+        &data,
+        &["admin", "host", "add", "ALICE", "--password-stdin"],
+        Some("alice-password\n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("username_taken"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = meet(&data, &["admin", "host", "disable", "nobody"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let client = reqwest::Client::new();
+    assert_eq!(
+        login(&client, &server.addr, "alice", "alice-password")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let out = meet(
+        &data,
+        &["admin", "host", "disable", "alice", "--data-dir", d],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        login(&client, &server.addr, "alice", "alice-password")
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+    let hosts = json_out(&meet(&data, &["admin", "host", "list", "--json"], None));
+    assert_eq!(hosts[0]["isActive"], false);
+    // A generated password is printed once.
+    let out = meet(&data, &["admin", "host", "add", "bob"], None);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("generated password")
+        .to_owned();
+    assert_eq!(
+        login(&client, &server.addr, "bob", &password)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+
+    // The database is locked by the server: without its socket, admin says so.
+    std::fs::rename(data.join("meet.sock"), data.join("moved.sock")).expect("move");
+    let out = meet(&data, &["admin", "host", "list"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(data.join("moved.sock"), data.join("meet.sock")).expect("move back");
+    assert!(server.terminate().success());
+
+    // Stopped: straight to the database.
+    let out = meet(&data, &["admin", "host", "enable", "alice"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = meet(
+        &data,
+        &["admin", "host", "passwd", "bob", "--password-stdin"],
+        Some("bob-new-password\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts = json_out(&meet(&data, &["admin", "host", "list", "--json"], None));
+    assert_eq!(hosts.as_array().map(Vec::len), Some(2));
+    let students = json_out(&meet(
+        &data,
+        &["admin", "student", "list", "--host", "alice", "--json"],
+        None,
+    ));
+    assert_eq!(students, json!([]));
+    let meetings = json_out(&meet(&data, &["admin", "meeting", "list", "--json"], None));
+    assert_eq!(meetings, json!([]));
+    let out = meet(&data, &["jobs", "--json"], None);
+    let reports = json_out(&out);
+    assert_eq!(reports.as_array().map(Vec::len), Some(3));
+    let out = meet(&data, &["admin", "host", "remove", "bob"], None);
+    assert!(out.status.success());
+
+    let server = Process::serve(&data);
+    assert_eq!(
+        login(&client, &server.addr, "alice", "alice-password")
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        login(&client, &server.addr, "bob", "bob-new-password")
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    // Jobs through the running server.
+    let reports = json_out(&meet(&data, &["jobs", "cleanup", "--json"], None));
+    assert_eq!(reports[0]["job"], "cleanup");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn version_check_config_and_unknown_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = data_dir(&dir);
+    let out = Command::new(BIN).arg("--version").output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("meet "));
+    let out = meet(&data, &["serve", "--check-config"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[meetings]\nmax_people = 3\n").expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_people"));
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--check-config")
+        .env("MEET_CONFIG", "/dev/null")
+        .env("MEET_HTTP__BOGUS", "1")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+    let out = Command::new(BIN).arg("top").output().expect("run");
+    assert!(!out.status.success());
+}
