@@ -109,8 +109,8 @@ fn print_human(request: &Request, v: &Value) {
         Request::HostList | Request::StudentList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
             println!(
-                "{:<22} {:<32} {:<8} {:<22} {}",
-                "ID", "USERNAME", "ACTIVE", "HOST", "CREATED"
+                "{:<22} {:<32} {:<8} {:<22} CREATED",
+                "ID", "USERNAME", "ACTIVE", "HOST"
             );
             for u in &rows {
                 let active = u.get("isActive").and_then(Value::as_bool).unwrap_or(false);
@@ -128,8 +128,8 @@ fn print_human(request: &Request, v: &Value) {
         Request::MeetingList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
             println!(
-                "{:<22} {:<10} {:<10} {:<6} {:<16} {}",
-                "ID", "STATUS", "MODE", "PEOPLE", "HOST", "TOPIC"
+                "{:<22} {:<10} {:<10} {:<6} {:<16} TOPIC",
+                "ID", "STATUS", "MODE", "PEOPLE", "HOST"
             );
             for m in &rows {
                 let n = m

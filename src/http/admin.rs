@@ -28,7 +28,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let hosts = warp::path!("api" / "admin" / "hosts")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
             answer(s.services.hosts(&who).await, |hosts| {
                 super::json(
                     StatusCode::OK,
@@ -41,7 +41,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<NewAccount>())
         .and_then(
-            |s: Arc<HttpState>, who: Identity, b: NewAccount| async move {
+            |s: Arc<HttpState>, who: Arc<Identity>, b: NewAccount| async move {
                 answer(
                     s.services.create_host(&who, &b.username, &b.password).await,
                     |host| {
@@ -58,7 +58,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<UserPatch>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Identity, patch: UserPatch| async move {
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, patch: UserPatch| async move {
                 let result =
                     match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host")) {
                         Ok(()) => s.services.update_host(&who, &id, patch).await,
@@ -75,59 +75,64 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let delete = warp::path!("api" / "admin" / "hosts" / String)
         .and(warp::delete())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            let result = match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host"))
-            {
-                Ok(()) => s.services.delete_host(&who, &id).await,
-                Err(e) => Err(e),
-            };
-            answer(result, |()| success())
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                let result =
+                    match admin_only(&who).and_then(|()| crate::service::check_id(&id, "Host")) {
+                        Ok(()) => s.services.delete_host(&who, &id).await,
+                        Err(e) => Err(e),
+                    };
+                answer(result, |()| success())
+            },
+        );
     let meetings = warp::path!("api" / "admin" / "meetings")
         .and(warp::get())
         .and(st())
         .and(status_query())
         .and_then(
-            |s: Arc<HttpState>, who: Identity, q: StatusQuery| async move {
+            |s: Arc<HttpState>, who: Arc<Identity>, q: StatusQuery| async move {
                 let result = match admin_only(&who).and_then(|()| q.parse()) {
                     Ok(status) => s.services.admin_meetings(&who, status).await,
                     Err(e) => Err(e),
                 };
-                answer(result, |m| {
-                    super::json(StatusCode::OK, &j!({"count": m.len(), "meetings": m}))
-                })
+                answer(result, super::meeting_list)
             },
         );
     let end = warp::path!("api" / "admin" / "meetings" / String / "end")
         .and(warp::post())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            let result = match admin_only(&who) {
-                Ok(()) => s.services.end_meeting(&who, &id).await,
-                Err(e) => Err(e),
-            };
-            answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                let result = match admin_only(&who) {
+                    Ok(()) => s.services.end_meeting(&who, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
+            },
+        );
     let recordings = warp::path!("api" / "admin" / "recordings")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.admin_recordings(&who).await, |r| {
-                super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
-            })
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
+            answer(
+                s.services.admin_recordings(&who).await,
+                super::recording_list,
+            )
         });
     let delete_recording = warp::path!("api" / "admin" / "recordings" / String)
         .and(warp::delete())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            let result = match admin_only(&who) {
-                Ok(()) => s.services.delete_recording(&who, &id).await,
-                Err(e) => Err(e),
-            };
-            answer(result, |()| success())
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                let result = match admin_only(&who) {
+                    Ok(()) => s.services.delete_recording(&who, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, |()| success())
+            },
+        );
     let stats = warp::path!("api" / "admin" / "stats").and(warp::get()).and(st()).and_then(
-        |s: Arc<HttpState>, who: Identity| async move {
+        |s: Arc<HttpState>, who: Arc<Identity>| async move {
             let result = match admin_only(&who) {
                 Ok(()) => s.services.stats().await,
                 Err(e) => Err(e),

@@ -60,7 +60,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(state(Arc::clone(s)))
         .and(caller(Arc::clone(s)))
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
             answer(s.services.profile(&who).await, |u| {
                 super::json(StatusCode::OK, &u)
             })
@@ -69,9 +69,18 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(warp::put())
         .and(state(Arc::clone(s)))
         .and(caller(Arc::clone(s)))
+        .and(client_ip())
         .and(json::<ChangePasswordBody>())
-        .and_then(|s: Arc<HttpState>, who: Identity, body: ChangePasswordBody| async move {
-            let result = s.services.change_password(&who, &body.current_password, &body.new_password).await;
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>, ip: IpAddr, body: ChangePasswordBody| async move {
+            // Guessing the current password is throttled like a login.
+            let key = format!("{}|{ip}", username_key(&who.username));
+            let result = match s.limiter.login_blocked(&key) {
+                Some(retry_after) => Err(Error::RateLimited { retry_after }),
+                None => s.services.change_password(&who, &body.current_password, &body.new_password).await,
+            };
+            if matches!(result, Err(Error::InvalidCredentials)) {
+                s.limiter.login_failed(&key);
+            }
             answer(result, |(token, expires_at)| {
                 super::json(
                     StatusCode::OK,

@@ -34,7 +34,7 @@ pub fn client_ip() -> impl Filter<Extract = (IpAddr,), Error = std::convert::Inf
 /// The authenticated caller, from `Authorization: Bearer <jwt>`.
 pub fn caller(
     state: Arc<HttpState>,
-) -> impl Filter<Extract = (Identity,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (Arc<Identity>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and(self::state(state))
         .and_then(|header: Option<String>, state: Arc<HttpState>| async move {

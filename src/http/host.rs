@@ -27,7 +27,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<NewAccount>())
         .and_then(
-            |s: Arc<HttpState>, who: Identity, b: NewAccount| async move {
+            |s: Arc<HttpState>, who: Arc<Identity>, b: NewAccount| async move {
                 answer(
                     s.services
                         .create_student(&who, &b.username, &b.password)
@@ -44,7 +44,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let list = warp::path!("api" / "host" / "students")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
             answer(s.services.students(&who).await, |students| {
                 super::json(
                     StatusCode::OK,
@@ -57,7 +57,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<UserPatch>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Identity, patch: UserPatch| async move {
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, patch: UserPatch| async move {
                 answer(
                     s.services.update_student(&who, &id, patch).await,
                     |student| {
@@ -72,34 +72,32 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let delete = warp::path!("api" / "host" / "students" / String)
         .and(warp::delete())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.delete_student(&who, &id).await, |()| success())
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                answer(s.services.delete_student(&who, &id).await, |()| success())
+            },
+        );
     let meetings = warp::path!("api" / "host" / "meetings")
         .and(warp::get())
         .and(st())
         .and(status_query())
         .and_then(
-            |s: Arc<HttpState>, who: Identity, q: StatusQuery| async move {
+            |s: Arc<HttpState>, who: Arc<Identity>, q: StatusQuery| async move {
                 let result = match q.parse() {
                     Ok(status) => s.services.host_meetings(&who, status).await,
                     Err(e) => Err(e),
                 };
-                answer(result, |meetings| {
-                    super::json(
-                        StatusCode::OK,
-                        &j!({"count": meetings.len(), "meetings": meetings}),
-                    )
-                })
+                answer(result, super::meeting_list)
             },
         );
     let recordings = warp::path!("api" / "host" / "recordings")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.host_recordings(&who).await, |r| {
-                super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
-            })
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
+            answer(
+                s.services.host_recordings(&who).await,
+                super::recording_list,
+            )
         });
     create
         .or(list)

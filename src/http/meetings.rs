@@ -54,7 +54,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<CreateBody>())
         .and_then(
-            |s: Arc<HttpState>, who: Identity, b: CreateBody| async move {
+            |s: Arc<HttpState>, who: Arc<Identity>, b: CreateBody| async move {
                 answer(s.services.create_meeting(&who, &b.topic).await, |m| {
                     super::json(StatusCode::CREATED, &j!({"meeting": m}))
                 })
@@ -64,15 +64,17 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(st())
         .and(json::<JoinBody>())
-        .and_then(|s: Arc<HttpState>, who: Identity, b: JoinBody| async move {
-            answer(s.services.join_meeting(&who, &b.meeting_id).await, joined)
-        });
+        .and_then(
+            |s: Arc<HttpState>, who: Arc<Identity>, b: JoinBody| async move {
+                answer(s.services.join_meeting(&who, &b.meeting_id).await, joined)
+            },
+        );
     let join_path = warp::path!("api" / "meetings" / String / "join")
         .and(warp::post())
         .and(st())
         .and(json::<Empty>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, _: Empty| async move {
                 answer(s.services.join_meeting(&who, &id).await, joined)
             },
         );
@@ -81,7 +83,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<Empty>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, _: Empty| async move {
                 answer(s.services.leave_meeting(&who, &id).await, |()| success())
             },
         );
@@ -90,7 +92,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<Empty>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Identity, _: Empty| async move {
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, _: Empty| async move {
                 answer(s.services.end_meeting(&who, &id).await, |m| {
                     super::json(StatusCode::OK, &j!({"meeting": m}))
                 })
@@ -101,7 +103,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<SwitchModeBody>())
         .and_then(
-            |s: Arc<HttpState>, who: Identity, b: SwitchModeBody| async move {
+            |s: Arc<HttpState>, who: Arc<Identity>, b: SwitchModeBody| async move {
                 let result = match Mode::parse(&b.mode) {
                     Some(mode) => {
                         s.services
@@ -119,22 +121,26 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let participants = warp::path!("api" / "meetings" / "participants" / String)
         .and(warp::get())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.participants(&who, &id).await, |p| {
-                super::json(
-                    StatusCode::OK,
-                    &j!({"count": p.iter().filter(|p| p.online).count(), "participants": p}),
-                )
-            })
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                answer(s.services.participants(&who, &id).await, |p| {
+                    super::json(
+                        StatusCode::OK,
+                        &j!({"count": p.iter().filter(|p| p.online).count(), "participants": p}),
+                    )
+                })
+            },
+        );
     let get = warp::path!("api" / "meetings" / String)
         .and(warp::get())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.meeting_detail(&who, &id).await, |d| {
-                super::json(StatusCode::OK, &d)
-            })
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                answer(s.services.meeting_detail(&who, &id).await, |d| {
+                    super::json(StatusCode::OK, &d)
+                })
+            },
+        );
     create
         .or(join_body)
         .unify()

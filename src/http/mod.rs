@@ -34,6 +34,8 @@ pub struct HttpState {
     pub services: Arc<Services>,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
+    /// `Strict-Transport-Security`, when configured.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 impl HttpState {
@@ -45,10 +47,14 @@ impl HttpState {
             http.login_failures,
             http.login_window,
         );
+        let hsts = http.hsts_max_age.and_then(|age| {
+            http::HeaderValue::from_str(&format!("max-age={age}; includeSubDomains")).ok()
+        });
         Self {
             services,
             limiter,
             metrics: Metrics::default(),
+            hsts,
         }
     }
 }
@@ -69,6 +75,40 @@ pub fn answer<T>(
         Ok(v) => ok(v),
         Err(e) => ApiError::from(e).into_response(),
     })
+}
+
+#[derive(Serialize)]
+struct MeetingList<'a> {
+    count: usize,
+    meetings: &'a [crate::domain::meetings::Meeting],
+}
+
+#[derive(Serialize)]
+struct RecordingList<'a> {
+    count: usize,
+    recordings: &'a [crate::service::Recording],
+}
+
+/// `{"count", "meetings"}`, serialised straight from the list.
+pub fn meeting_list(meetings: Vec<crate::domain::meetings::Meeting>) -> Response {
+    json(
+        StatusCode::OK,
+        &MeetingList {
+            count: meetings.len(),
+            meetings: &meetings,
+        },
+    )
+}
+
+/// `{"count", "recordings"}`.
+pub fn recording_list(recordings: Vec<crate::service::Recording>) -> Response {
+    json(
+        StatusCode::OK,
+        &RecordingList {
+            count: recordings.len(),
+            recordings: &recordings,
+        },
+    )
 }
 
 /// `{"status":"success"}`.

@@ -11,13 +11,13 @@ struct Window {
     count: u32,
 }
 
-struct Counter {
+struct Counter<K> {
     limit: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Window>>,
+    entries: Mutex<HashMap<K, Window>>,
 }
 
-impl Counter {
+impl<K: std::hash::Hash + Eq + Clone> Counter<K> {
     fn new(limit: u32, window: Duration) -> Self {
         Self {
             limit,
@@ -26,14 +26,14 @@ impl Counter {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Window>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Time left in the window when the key is over its limit.
-    fn blocked(&self, key: &str, now: Instant) -> Option<Duration> {
+    fn blocked(&self, key: &K, now: Instant) -> Option<Duration> {
         let map = self.lock();
         let w = map.get(key)?;
         let elapsed = now.duration_since(w.started);
@@ -41,13 +41,13 @@ impl Counter {
     }
 
     /// Counts one event; returns the time left when this event is over the limit.
-    fn hit(&self, key: &str, now: Instant) -> Option<Duration> {
+    fn hit(&self, key: &K, now: Instant) -> Option<Duration> {
         let mut map = self.lock();
         if map.len() > 50_000 {
             let window = self.window;
             map.retain(|_, w| now.duration_since(w.started) < window);
         }
-        let w = map.entry(key.to_owned()).or_insert(Window {
+        let w = map.entry(key.clone()).or_insert(Window {
             started: now,
             count: 0,
         });
@@ -61,14 +61,14 @@ impl Counter {
         (w.count > self.limit).then(|| self.window - now.duration_since(w.started))
     }
 
-    fn clear(&self, key: &str) {
+    fn clear(&self, key: &K) {
         self.lock().remove(key);
     }
 }
 
 pub struct RateLimiter {
-    requests: Counter,
-    logins: Counter,
+    requests: Counter<IpAddr>,
+    logins: Counter<String>,
 }
 
 impl RateLimiter {
@@ -86,22 +86,22 @@ impl RateLimiter {
 
     /// Counts a request from `ip`; `Some(retry_after)` when it must be refused.
     pub fn request(&self, ip: IpAddr) -> Option<Duration> {
-        self.requests
-            .hit(&ip.to_string(), Instant::now())
-            .map(round_up)
+        self.requests.hit(&ip, Instant::now()).map(round_up)
     }
 
     /// `Some(retry_after)` while `key` (username and address) has failed too often.
     pub fn login_blocked(&self, key: &str) -> Option<Duration> {
-        self.logins.blocked(key, Instant::now()).map(round_up)
+        self.logins
+            .blocked(&key.to_owned(), Instant::now())
+            .map(round_up)
     }
 
     pub fn login_failed(&self, key: &str) {
-        self.logins.hit(key, Instant::now());
+        self.logins.hit(&key.to_owned(), Instant::now());
     }
 
     pub fn login_succeeded(&self, key: &str) {
-        self.logins.clear(key);
+        self.logins.clear(&key.to_owned());
     }
 }
 
@@ -116,15 +116,16 @@ mod tests {
     #[test]
     fn limits_at_the_boundary() {
         let c = Counter::new(3, Duration::from_secs(60));
+        let (a, b) = ("a".to_owned(), "b".to_owned());
         let t = Instant::now();
-        assert!(c.hit("a", t).is_none());
-        assert!(c.hit("a", t).is_none());
-        assert!(c.hit("a", t).is_none());
-        assert!(c.blocked("a", t).is_some());
-        assert!(c.hit("a", t).is_some(), "the 4th is over");
-        assert!(c.hit("b", t).is_none(), "keys are separate");
+        assert!(c.hit(&a, t).is_none());
+        assert!(c.hit(&a, t).is_none());
+        assert!(c.hit(&a, t).is_none());
+        assert!(c.blocked(&a, t).is_some());
+        assert!(c.hit(&a, t).is_some(), "the 4th is over");
+        assert!(c.hit(&b, t).is_none(), "keys are separate");
         assert!(
-            c.hit("a", t + Duration::from_secs(60)).is_none(),
+            c.hit(&a, t + Duration::from_secs(60)).is_none(),
             "a new window"
         );
     }

@@ -16,16 +16,20 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let get = warp::path!("api" / "recordings" / String)
         .and(warp::get())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.recording(&who, &id).await, |r| {
-                super::json(StatusCode::OK, &j!({"recording": r}))
-            })
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                answer(s.services.recording(&who, &id).await, |r| {
+                    super::json(StatusCode::OK, &j!({"recording": r}))
+                })
+            },
+        );
     let delete = warp::path!("api" / "recordings" / String)
         .and(warp::delete())
         .and(st())
-        .and_then(|id: String, s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.delete_recording(&who, &id).await, |()| success())
-        });
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
+                answer(s.services.delete_recording(&who, &id).await, |()| success())
+            },
+        );
     get.or(delete).unify().boxed()
 }

@@ -31,6 +31,8 @@ const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; media-src 's
                    style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
+const COOP: header::HeaderName = header::HeaderName::from_static("cross-origin-opener-policy");
+
 /// The per-connection service in front of the warp routes.
 #[derive(Clone)]
 pub struct AppService {
@@ -81,7 +83,9 @@ impl AppService {
         parts.extensions.insert(ClientAddr(self.peer));
         parts.extensions.insert(ClientIp(ip));
         let method = parts.method.clone();
-        let path = parts.uri.path().to_owned();
+        // Captured only when the access log is on; the path only, never the query string.
+        let path = tracing::enabled!(target: "meet::access", tracing::Level::INFO)
+            .then(|| parts.uri.path().to_owned());
         let origin = parts.headers.get(header::ORIGIN).cloned();
         let cors_ok = origin
             .as_ref()
@@ -102,6 +106,12 @@ impl AppService {
             .is_some_and(|n| n > http.body_limit as u64)
         {
             ApiError::too_large(http.body_limit).into_response()
+        } else if body.is_end_stream() {
+            let req = Request::from_parts(parts, Full::new(Bytes::new()));
+            match warp::service(self.routes.clone()).oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            }
         } else {
             match Limited::new(body, http.body_limit).collect().await {
                 Ok(collected) => {
@@ -126,7 +136,7 @@ impl AppService {
             response,
             origin.filter(|_| cors_ok),
             &method,
-            &path,
+            path.as_deref(),
             ip,
             started,
         )
@@ -137,26 +147,27 @@ impl AppService {
         mut res: Response,
         cors_origin: Option<HeaderValue>,
         method: &Method,
-        path: &str,
+        path: Option<&str>,
         ip: IpAddr,
         started: Instant,
     ) -> Response {
         let h = res.headers_mut();
         h.insert(
-            "x-content-type-options",
+            header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-        h.insert("content-security-policy", HeaderValue::from_static(CSP));
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(
-            "cross-origin-opener-policy",
-            HeaderValue::from_static("same-origin"),
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
         );
-        if let Some(age) = self.state.services.config.http.hsts_max_age
-            && let Ok(v) = HeaderValue::from_str(&format!("max-age={age}; includeSubDomains"))
-        {
-            h.insert("strict-transport-security", v);
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+        h.insert(COOP, HeaderValue::from_static("same-origin"));
+        if let Some(hsts) = &self.state.hsts {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         if let Some(origin) = cors_origin {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -173,7 +184,9 @@ impl AppService {
         let status = res.status().as_u16();
         self.state.metrics.response(status);
         // The path only: query strings and headers can carry tokens and are never logged.
-        tracing::info!(target: "meet::access", %ip, %method, path, status, micros = started.elapsed().as_micros() as u64);
+        if let Some(path) = path {
+            tracing::info!(target: "meet::access", %ip, %method, path, status, micros = started.elapsed().as_micros() as u64);
+        }
         res
     }
 }

@@ -16,7 +16,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let info = warp::path!("api" / "student" / "info")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
             answer(s.services.student_info(&who).await, |(student, host)| {
                 super::json(StatusCode::OK, &j!({"student": student, "host": host}))
             })
@@ -24,26 +24,26 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let meetings = warp::path!("api" / "student" / "meetings")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.student_meetings(&who).await, |m| {
-                super::json(StatusCode::OK, &j!({"count": m.len(), "meetings": m}))
-            })
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
+            answer(s.services.student_meetings(&who).await, super::meeting_list)
         });
     let recordings = warp::path!("api" / "student" / "recordings")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.student_recordings(&who, false).await, |r| {
-                super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
-            })
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
+            answer(
+                s.services.student_recordings(&who, false).await,
+                super::recording_list,
+            )
         });
     let private = warp::path!("api" / "student" / "recordings" / "private")
         .and(warp::get())
         .and(st())
-        .and_then(|s: Arc<HttpState>, who: Identity| async move {
-            answer(s.services.student_recordings(&who, true).await, |r| {
-                super::json(StatusCode::OK, &j!({"count": r.len(), "recordings": r}))
-            })
+        .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
+            answer(
+                s.services.student_recordings(&who, true).await,
+                super::recording_list,
+            )
         });
     info.or(meetings)
         .unify()

@@ -21,6 +21,9 @@ use crate::store::UserRow;
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
+    /// Hashing is CPU- and memory-bound: no more at once than there are cores, so a burst of
+    /// logins queues instead of holding one hashing buffer per waiting request.
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
     /// A hash of a random password, verified when the user does not exist so that a wrong
     /// username costs the same time as a wrong password.
     decoy: std::sync::Arc<std::sync::OnceLock<String>>,
@@ -35,8 +38,10 @@ impl PasswordHasher {
             None,
         )
         .unwrap_or_else(|_| Params::default());
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
         Self {
             params,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
             decoy: std::sync::Arc::default(),
         }
     }
@@ -46,6 +51,11 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: &str) -> Result<String> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let this = self.clone();
         let password = password.to_owned();
         tokio::task::spawn_blocking(move || this.hash_now(&password))
@@ -64,6 +74,11 @@ impl PasswordHasher {
 
     /// True when `password` matches `hash`; `None` as the hash checks against a decoy.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let this = self.clone();
         let password = password.to_owned();
         let hash = hash.map(str::to_owned);
@@ -105,6 +120,7 @@ pub struct Claims {
 pub struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    validation: Validation,
     lifetime: Duration,
 }
 
@@ -113,9 +129,17 @@ impl TokenIssuer {
         // Another dependency turns on jsonwebtoken's aws-lc backend too; with both present it
         // needs telling which one signs. An error means a provider is installed already.
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+        // Expiry is checked against the service clock, not the system's.
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["sub", "exp", "iat"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            validation,
             lifetime,
         }
     }
@@ -141,13 +165,7 @@ impl TokenIssuer {
 
     /// Checks the signature and the expiry against `now` (the service clock, not the system's).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.validate_exp = false;
-        validation.required_spec_claims = ["sub", "exp", "iat"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| Error::Unauthorized)?;
         if data.claims.exp <= now.timestamp() {
             return Err(Error::Unauthorized);
@@ -163,7 +181,7 @@ pub(super) struct IdentityCache(Mutex<HashMap<String, (CachedUser, Instant)>>);
 
 #[derive(Clone)]
 struct CachedUser {
-    identity: Identity,
+    identity: std::sync::Arc<Identity>,
     token_version: i64,
     active: bool,
 }
@@ -254,7 +272,7 @@ impl Services {
 
     /// The identity behind a bearer token: signature, expiry, then the user as stored now
     /// (exists, active, same token version).
-    pub async fn authenticate(&self, token: &str) -> Result<Identity> {
+    pub async fn authenticate(&self, token: &str) -> Result<std::sync::Arc<Identity>> {
         let claims = self.tokens.verify(token, self.now())?;
         let user = match self.identities.get(&claims.sub) {
             Some(u) => u,
@@ -267,12 +285,12 @@ impl Services {
                 let user = CachedUser {
                     active: self.account_usable(&row).await?,
                     token_version: row.token_version,
-                    identity: Identity {
+                    identity: std::sync::Arc::new(Identity {
                         role: Role::parse(&row.role).ok_or(Error::Unauthorized)?,
                         id: row.id,
                         username: row.username,
                         host_id: row.host_id,
-                    },
+                    }),
                 };
                 self.identities.put(claims.sub.clone(), user.clone());
                 user

@@ -75,8 +75,14 @@ impl Services {
 
     pub async fn meeting_detail(&self, who: &Identity, id: &str) -> Result<MeetingDetail> {
         let meeting = self.visible_meeting(who, id).await?;
+        let already_in = self
+            .store
+            .participant(&meeting.id, &who.id)
+            .await?
+            .is_some_and(|p| p.present);
         let can_join = access::may_join(who, &meeting)
-            && meetings::check_join(&meeting, self.now(), meeting.participant_count, false).is_ok();
+            && meetings::check_join(&meeting, self.now(), meeting.participant_count, already_in)
+                .is_ok();
         Ok(MeetingDetail {
             is_host: access::is_meeting_host(who, &meeting),
             can_join,
@@ -104,6 +110,14 @@ impl Services {
             .await?
             .is_some_and(|p| p.present);
         meetings::check_join(&meeting, now, meeting.participant_count, already_in)?;
+        if already_in {
+            // A rejoin (another tab, a reconnect) changes nothing: no write.
+            let participants = self.present_participants(&meeting.id).await?;
+            return Ok(JoinOutcome {
+                meeting,
+                participants,
+            });
+        }
         let row = ParticipantRow {
             meeting_id: meeting.id.clone(),
             user_id: who.id.clone(),
@@ -122,12 +136,10 @@ impl Services {
                 .add_recording_participant(&rec.id, &who.id)
                 .await?;
         }
-        if !already_in {
-            self.emit(MeetingEvent::Joined {
-                meeting_id: meeting.id.clone(),
-                user_id: who.id.clone(),
-            });
-        }
+        self.emit(MeetingEvent::Joined {
+            meeting_id: meeting.id.clone(),
+            user_id: who.id.clone(),
+        });
         let meeting = self.meeting(id).await?;
         let participants = self.present_participants(&meeting.id).await?;
         Ok(JoinOutcome {
@@ -138,18 +150,33 @@ impl Services {
 
     pub async fn leave_meeting(&self, who: &Identity, id: &str) -> Result<()> {
         let meeting = self.meeting(id).await?;
-        let _guard = self.locks.lock(&meeting.id).await;
-        let was_in = self
-            .store
-            .leave_meeting(&meeting.id, &who.id, self.now())
-            .await?;
-        if !was_in {
+        if !self.leave_locked(&meeting.id, &who.id).await? {
             return Err(Error::Forbidden("You are not in this meeting"));
         }
-        self.emit(MeetingEvent::Left {
-            meeting_id: meeting.id,
-            user_id: who.id.clone(),
-        });
+        Ok(())
+    }
+
+    /// Takes a user out of a meeting; false when they were not in it.
+    async fn leave_locked(&self, meeting_id: &str, user_id: &str) -> Result<bool> {
+        let _guard = self.locks.lock(meeting_id).await;
+        let was_in = self
+            .store
+            .leave_meeting(meeting_id, user_id, self.now())
+            .await?;
+        if was_in {
+            self.emit(MeetingEvent::Left {
+                meeting_id: meeting_id.to_owned(),
+                user_id: user_id.to_owned(),
+            });
+        }
+        Ok(was_in)
+    }
+
+    /// Takes a user out of every meeting they are in (disabled or deleted accounts).
+    pub(super) async fn leave_all_meetings(&self, user_id: &str) -> Result<()> {
+        for meeting_id in self.store.present_meetings_of(user_id).await? {
+            self.leave_locked(&meeting_id, user_id).await?;
+        }
         Ok(())
     }
 

@@ -176,6 +176,7 @@ impl Services {
 
     pub async fn delete_student(&self, host: &Identity, id: &str) -> Result<()> {
         let row = self.own_student(host, id).await?;
+        self.leave_all_meetings(&row.id).await?;
         self.store.delete_user(&row.id).await?;
         self.identities.clear();
         Ok(())

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use surrealdb::types::SurrealValue;
 
 use super::Store;
+use super::cache::{Key, Value};
 use crate::error::{Error, Result};
 
 const COLS: &str = "record::id(id) AS id, topic, host_id, host_name, status, mode, private_participant_id, \
@@ -89,18 +90,31 @@ impl Store {
             .bind(("now", m.now))
             .await?
             .check()?;
+        self.invalidate();
         let row: Option<MeetingRow> = res.take(1)?;
         row.ok_or_else(|| Error::Database("created meeting not found".into()))
     }
 
     pub async fn meeting(&self, id: &str) -> Result<Option<MeetingRow>> {
-        let sql = format!("SELECT {COLS} FROM ONLY type::record('meeting', $id)");
-        Ok(self
-            .db
-            .query(sql)
-            .bind(("id", id.to_owned()))
-            .await?
-            .take(0)?)
+        let fetch = async {
+            let sql = format!("SELECT {COLS} FROM ONLY type::record('meeting', $id)");
+            Ok(self
+                .db
+                .query(sql)
+                .bind(("id", id.to_owned()))
+                .await?
+                .take(0)?)
+        };
+        self.cached(
+            Key::Meeting(id.to_owned()),
+            fetch,
+            |m: Option<MeetingRow>| Value::Meeting(m.map(Box::new)),
+            |v| match v {
+                Value::Meeting(m) => Some(m.map(|b| *b)),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// Meetings, newest first, filtered by host and by status.
@@ -109,26 +123,34 @@ impl Store {
         host_id: Option<&str>,
         statuses: Option<&[&str]>,
     ) -> Result<Vec<MeetingRow>> {
-        let mut filters = vec!["true"];
-        if host_id.is_some() {
-            filters.push("host_id = $host");
-        }
-        if statuses.is_some() {
-            filters.push("status IN $statuses");
-        }
-        let sql = format!(
-            "SELECT {COLS} FROM meeting WHERE {} ORDER BY created_at DESC",
-            filters.join(" AND ")
-        );
         let statuses: Option<Vec<String>> =
             statuses.map(|s| s.iter().map(|x| (*x).to_owned()).collect());
-        Ok(self
-            .db
-            .query(sql)
-            .bind(("host", host_id.map(str::to_owned)))
-            .bind(("statuses", statuses))
-            .await?
-            .take(0)?)
+        let key = Key::Meetings(host_id.map(str::to_owned), statuses.clone());
+        let fetch = async {
+            let mut filters = vec!["true"];
+            if host_id.is_some() {
+                filters.push("host_id = $host");
+            }
+            if statuses.is_some() {
+                filters.push("status IN $statuses");
+            }
+            let sql = format!(
+                "SELECT {COLS} FROM meeting WHERE {} ORDER BY created_at DESC",
+                filters.join(" AND ")
+            );
+            Ok(self
+                .db
+                .query(sql)
+                .bind(("host", host_id.map(str::to_owned)))
+                .bind(("statuses", statuses))
+                .await?
+                .take(0)?)
+        };
+        self.cached(key, fetch, Value::Meetings, |v| match v {
+            Value::Meetings(m) => Some(m),
+            _ => None,
+        })
+        .await
     }
 
     pub async fn count_meetings_created(
@@ -191,6 +213,7 @@ impl Store {
             .bind(("now", now))
             .await?
             .check()?;
+        self.invalidate();
         Ok(())
     }
 
@@ -214,6 +237,7 @@ impl Store {
             .bind(("now", now))
             .await?
             .check()?;
+        self.invalidate();
         let changed: Vec<String> = res.take(0)?;
         Ok(!changed.is_empty())
     }
@@ -223,6 +247,10 @@ impl Store {
         meeting_id: &str,
         user_id: &str,
     ) -> Result<Option<ParticipantRow>> {
+        if self.cache.is_some() {
+            let all = self.participants(meeting_id).await?;
+            return Ok(all.into_iter().find(|p| p.user_id == user_id));
+        }
         let sql = format!("SELECT {PCOLS} FROM ONLY type::record('participant', $key)");
         Ok(self
             .db
@@ -234,14 +262,26 @@ impl Store {
 
     /// Everyone who has joined the meeting, present or not, in order of joining.
     pub async fn participants(&self, meeting_id: &str) -> Result<Vec<ParticipantRow>> {
-        let sql =
-            format!("SELECT {PCOLS} FROM participant WHERE meeting_id = $m ORDER BY joined_at");
-        Ok(self
-            .db
-            .query(sql)
-            .bind(("m", meeting_id.to_owned()))
-            .await?
-            .take(0)?)
+        let fetch = async {
+            let sql =
+                format!("SELECT {PCOLS} FROM participant WHERE meeting_id = $m ORDER BY joined_at");
+            Ok(self
+                .db
+                .query(sql)
+                .bind(("m", meeting_id.to_owned()))
+                .await?
+                .take(0)?)
+        };
+        self.cached(
+            Key::Participants(meeting_id.to_owned()),
+            fetch,
+            Value::Participants,
+            |v| match v {
+                Value::Participants(p) => Some(p),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// The meetings a user is currently present in.
@@ -262,6 +302,7 @@ impl Store {
             .bind(("muted", muted))
             .await?
             .check()?;
+        self.invalidate();
         Ok(())
     }
 
@@ -288,6 +329,7 @@ impl Store {
             .bind(("now", now))
             .await?
             .check()?;
+        self.invalidate();
         let last = res.num_statements().saturating_sub(1);
         Ok(res.take(last)?)
     }
@@ -310,6 +352,7 @@ impl Store {
             .bind(("pp", private_participant_id))
             .await?
             .check()?;
+        self.invalidate();
         Ok(res.take(1)?)
     }
 
@@ -333,6 +376,7 @@ impl Store {
             .bind(("m", id.to_owned()))
             .await?
             .check()?;
+        self.invalidate();
         let changed: Vec<String> = res.take(0)?;
         Ok(!changed.is_empty())
     }

@@ -3,6 +3,7 @@
 //! One [`Store`] wraps a SurrealDB connection made through `engine::any`: `surrealkv://DIR` on
 //! disk (the default), `mem://` in tests, or a remote `ws://`/`wss://` server.
 
+mod cache;
 mod meetings;
 mod recordings;
 mod schema;
@@ -36,6 +37,8 @@ pub enum OpenError {
 #[derive(Clone)]
 pub struct Store {
     db: Surreal<Any>,
+    /// Present when this process is the database's only writer.
+    cache: Option<std::sync::Arc<cache::ReadCache>>,
 }
 
 impl Store {
@@ -74,7 +77,11 @@ impl Store {
             .use_db(config.database.as_str())
             .await
             .map_err(open_err)?;
-        let store = Self { db };
+        let owned = url.starts_with("surrealkv://") || url.starts_with("mem://");
+        let store = Self {
+            db,
+            cache: owned.then(std::sync::Arc::default),
+        };
         schema::apply(&store.db)
             .await
             .map_err(|e| OpenError::Schema(e.to_string()))?;
@@ -104,6 +111,39 @@ impl Store {
     /// Schema version applied.
     pub async fn schema_version(&self) -> Result<i64> {
         schema::version(&self.db).await
+    }
+}
+
+impl Store {
+    /// Serves `key` from the cache, or reads it with `fetch` and keeps it.
+    async fn cached<T, F>(
+        &self,
+        key: cache::Key,
+        fetch: F,
+        wrap: fn(T) -> cache::Value,
+        unwrap: fn(cache::Value) -> Option<T>,
+    ) -> Result<T>
+    where
+        T: Clone,
+        F: std::future::Future<Output = Result<T>>,
+    {
+        let Some(cache) = &self.cache else {
+            return fetch.await;
+        };
+        if let Some(v) = cache.get(&key).and_then(unwrap) {
+            return Ok(v);
+        }
+        let generation = cache.generation();
+        let value = fetch.await?;
+        cache.put(key, generation, wrap(value.clone()));
+        Ok(value)
+    }
+
+    /// Called after every write to meetings or participants.
+    fn invalidate(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate();
+        }
     }
 }
 

@@ -173,6 +173,7 @@ impl Store {
             .bind(("id", id.to_owned()))
             .await?
             .check()?;
+        self.invalidate();
         Ok(())
     }
 
@@ -194,6 +195,7 @@ impl Store {
             .bind(("id", host_id.to_owned()))
             .await?
             .check()?;
+        self.invalidate();
         Ok(())
     }
 }

@@ -437,3 +437,45 @@ async fn readiness_fails_when_storage_is_gone() {
     assert_ne!(r.body["checks"]["storage"], "ok");
     assert_eq!(r.body["checks"]["database"], "ok");
 }
+
+#[tokio::test]
+async fn disabled_or_deleted_students_leave_their_meetings() {
+    let t = TestServer::start().await;
+    let (_, host) = t.host("hosta").await;
+    let (gone_id, gone) = t.student(&host, "gone").await;
+    let (off_id, off) = t.student(&host, "off").await;
+    let meeting = t.meeting(&host, "Seats").await;
+    t.post(&format!("/api/meetings/{meeting}/join"), &gone, json!({}))
+        .await
+        .expect(200);
+    t.post(&format!("/api/meetings/{meeting}/join"), &off, json!({}))
+        .await
+        .expect(200);
+    let count = || async {
+        let r = t.get(&format!("/api/meetings/{meeting}"), &host).await;
+        r.expect(200)["meeting"]["participantCount"].as_u64()
+    };
+    assert_eq!(count().await, Some(2));
+    t.call(
+        Method::DELETE,
+        &format!("/api/host/students/{gone_id}"),
+        Some(&host),
+        None,
+    )
+    .await
+    .expect(200);
+    assert_eq!(count().await, Some(1));
+    t.call(
+        Method::PUT,
+        &format!("/api/host/students/{off_id}"),
+        Some(&host),
+        Some(json!({"isActive": false})),
+    )
+    .await
+    .expect(200);
+    assert_eq!(count().await, Some(0));
+    let p = t
+        .get(&format!("/api/meetings/participants/{meeting}"), &host)
+        .await;
+    assert_eq!(p.expect(200)["count"], 0);
+}

@@ -47,11 +47,15 @@ async fn start_moto() -> Moto {
                 "moto_server is needed for the S3 tests (run `tests/run`, which installs it): {e}"
             )
         });
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Owned from here on: dropping it (even in a panic) stops and reaps the server.
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if reqwest::get(format!("{endpoint}/")).await.is_ok() {
-            return Moto { child, endpoint };
+        if reqwest::get(format!("{}/", moto.endpoint)).await.is_ok() {
+            return moto;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -53,20 +53,21 @@ impl Process {
                 }
             }
         });
+        // Owned from here on: dropping it (even in a panic) kills and reaps the server.
+        let mut process = Self {
+            child,
+            addr: String::new(),
+            logs: rx,
+        };
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-                .expect("listening line");
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = process.logs.recv_timeout(wait).expect("listening line");
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v["message"] == "meet is listening"
             {
-                let addr = v["addr"].as_str().expect("addr").to_owned();
-                return Self {
-                    child,
-                    addr: format!("http://{addr}"),
-                    logs: rx,
-                };
+                process.addr = format!("http://{}", v["addr"].as_str().expect("addr"));
+                return process;
             }
         }
     }
