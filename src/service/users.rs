@@ -124,6 +124,9 @@ impl Services {
             .await?
             .ok_or(Error::NotFound("User"))?;
         self.identities.clear();
+        if deactivating {
+            self.leave_all_meetings(&row.id).await?;
+        }
         Ok(updated.into())
     }
 
