@@ -25,6 +25,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!("shutting down");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     app.shutdown().await;
+    // The embedded database closes in the background once its last handle is gone.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,8 +44,14 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 pub async fn serve(listener: UnixListener, path: PathBuf, services: Arc<Services>) {
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors, say: back off instead of spinning.
+                tracing::warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let allowed = stream
             .peer_cred()

@@ -74,12 +74,12 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and_then(|s: Arc<HttpState>, who: Arc<Identity>, ip: IpAddr, body: ChangePasswordBody| async move {
             // Guessing the current password is throttled like a login.
             let key = format!("{}|{ip}", username_key(&who.username));
-            let result = match s.limiter.login_blocked(&key) {
+            let result = match s.limiter.login_attempt(&key) {
                 Some(retry_after) => Err(Error::RateLimited { retry_after }),
                 None => s.services.change_password(&who, &body.current_password, &body.new_password).await,
             };
-            if matches!(result, Err(Error::InvalidCredentials)) {
-                s.limiter.login_failed(&key);
+            if result.is_ok() {
+                s.limiter.login_succeeded(&key);
             }
             answer(result, |(token, expires_at)| {
                 super::json(
@@ -119,15 +119,12 @@ async fn throttled_login(
         return Err(Error::InvalidCredentials);
     }
     let key = format!("{}|{ip}", username_key(&body.username));
-    if let Some(retry_after) = s.limiter.login_blocked(&key) {
+    if let Some(retry_after) = s.limiter.login_attempt(&key) {
         return Err(Error::RateLimited { retry_after });
     }
     let result = s.services.login(&body.username, &body.password, only).await;
     match &result {
-        Err(Error::InvalidCredentials) => {
-            s.metrics.login_failed();
-            s.limiter.login_failed(&key);
-        }
+        Err(Error::InvalidCredentials) => s.metrics.login_failed(),
         Ok(_) => s.limiter.login_succeeded(&key),
         Err(_) => {}
     }

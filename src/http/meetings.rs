@@ -29,8 +29,23 @@ struct JoinBody {
 
 /// The `/:id/join`, `/leave` and `/end` forms take no fields.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Empty {
+    /// Accepted for the original's clients, which send it in the body too; it must match.
+    meeting_id: Option<String>,
+}
+
+impl Empty {
+    fn matches(&self, path_id: &str) -> crate::error::Result<()> {
+        match &self.meeting_id {
+            Some(id) if id != path_id => Err(Error::invalid(
+                "meetingId",
+                "does not match the meeting in the path",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -74,8 +89,12 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<Empty>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Arc<Identity>, _: Empty| async move {
-                answer(s.services.join_meeting(&who, &id).await, joined)
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: Empty| async move {
+                let result = match b.matches(&id) {
+                    Ok(()) => s.services.join_meeting(&who, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, joined)
             },
         );
     let leave = warp::path!("api" / "meetings" / String / "leave")
@@ -83,8 +102,12 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<Empty>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Arc<Identity>, _: Empty| async move {
-                answer(s.services.leave_meeting(&who, &id).await, |()| success())
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: Empty| async move {
+                let result = match b.matches(&id) {
+                    Ok(()) => s.services.leave_meeting(&who, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, |()| success())
             },
         );
     let end = warp::path!("api" / "meetings" / String / "end")
@@ -92,10 +115,12 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and(json::<Empty>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Arc<Identity>, _: Empty| async move {
-                answer(s.services.end_meeting(&who, &id).await, |m| {
-                    super::json(StatusCode::OK, &j!({"meeting": m}))
-                })
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: Empty| async move {
+                let result = match b.matches(&id) {
+                    Ok(()) => s.services.end_meeting(&who, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
             },
         );
     let switch = warp::path!("api" / "meetings" / "switch-mode")

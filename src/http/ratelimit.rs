@@ -33,6 +33,7 @@ impl<K: std::hash::Hash + Eq + Clone> Counter<K> {
     }
 
     /// Time left in the window when the key is over its limit.
+    #[cfg(test)]
     fn blocked(&self, key: &K, now: Instant) -> Option<Duration> {
         let map = self.lock();
         let w = map.get(key)?;
@@ -89,15 +90,13 @@ impl RateLimiter {
         self.requests.hit(&ip, Instant::now()).map(round_up)
     }
 
-    /// `Some(retry_after)` while `key` (username and address) has failed too often.
-    pub fn login_blocked(&self, key: &str) -> Option<Duration> {
+    /// Counts a password attempt for `key` (username and address) before the password is
+    /// checked, so parallel guesses count too; `Some(retry_after)` when it must be refused.
+    /// A success clears the count with [`Self::login_succeeded`].
+    pub fn login_attempt(&self, key: &str) -> Option<Duration> {
         self.logins
-            .blocked(&key.to_owned(), Instant::now())
+            .hit(&key.to_owned(), Instant::now())
             .map(round_up)
-    }
-
-    pub fn login_failed(&self, key: &str) {
-        self.logins.hit(&key.to_owned(), Instant::now());
     }
 
     pub fn login_succeeded(&self, key: &str) {

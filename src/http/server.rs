@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -30,6 +30,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data:; \
                    style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
+
+/// How long a client may take to send its request headers, and its body.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const COOP: header::HeaderName = header::HeaderName::from_static("cross-origin-opener-policy");
 
@@ -113,7 +117,14 @@ impl AppService {
                 Err(never) => match never {},
             }
         } else {
-            match Limited::new(body, http.body_limit).collect().await {
+            let collect =
+                tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, http.body_limit).collect());
+            let Ok(collected) = collect.await else {
+                let res = ApiError::bad_request("The request body took too long to arrive")
+                    .into_response();
+                return self.finish(res, None, &method, path.as_deref(), ip, started);
+            };
+            match collected {
                 Ok(collected) => {
                     let req = Request::from_parts(parts, Full::new(collected.to_bytes()));
                     match warp::service(self.routes.clone()).oneshot(req).await {
@@ -259,7 +270,12 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let svc = AppService::new(routes.clone(), Arc::clone(&state), peer);
         let svc = hyper_util::service::TowerToHyperService::new(svc);
-        let builder = Builder::new(TokioExecutor::new());
+        let mut builder = Builder::new(TokioExecutor::new());
+        // A client that trickles its request headers is cut off.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
         let conn = graceful.watch(
             builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)

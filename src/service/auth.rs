@@ -177,7 +177,11 @@ impl TokenIssuer {
 /// What a token's user looked like a moment ago. Entries live a few seconds and every change to
 /// any user clears them all, so revocation takes effect at once in this process.
 #[derive(Default)]
-pub(super) struct IdentityCache(Mutex<HashMap<String, (CachedUser, Instant)>>);
+pub(super) struct IdentityCache {
+    entries: Mutex<HashMap<String, (CachedUser, Instant)>>,
+    /// Moved on by every clear: a lookup that started before a change is not kept.
+    generation: std::sync::atomic::AtomicU64,
+}
 
 #[derive(Clone)]
 struct CachedUser {
@@ -189,9 +193,19 @@ struct CachedUser {
 const CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl IdentityCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CachedUser, Instant)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn get(&self, id: &str) -> Option<CachedUser> {
         let map = self
-            .0
+            .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(id)
@@ -199,11 +213,12 @@ impl IdentityCache {
             .map(|(u, _)| u.clone())
     }
 
-    fn put(&self, id: String, user: CachedUser) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Keeps a user read at `generation`, unless an account changed since.
+    fn put(&self, id: String, user: CachedUser, generation: u64) {
+        let mut map = self.lock();
+        if generation != self.generation() {
+            return;
+        }
         if map.len() > 100_000 {
             map.clear();
         }
@@ -211,10 +226,10 @@ impl IdentityCache {
     }
 
     pub(super) fn clear(&self) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        let mut map = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        map.clear();
     }
 }
 
@@ -277,6 +292,7 @@ impl Services {
         let user = match self.identities.get(&claims.sub) {
             Some(u) => u,
             None => {
+                let generation = self.identities.generation();
                 let row = self
                     .store
                     .user(&claims.sub)
@@ -292,7 +308,8 @@ impl Services {
                         host_id: row.host_id,
                     }),
                 };
-                self.identities.put(claims.sub.clone(), user.clone());
+                self.identities
+                    .put(claims.sub.clone(), user.clone(), generation);
                 user
             }
         };

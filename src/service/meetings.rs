@@ -148,9 +148,16 @@ impl Services {
         })
     }
 
+    /// Leaves a meeting. Leaving one already left (or ended) succeeds for anyone who was in it.
     pub async fn leave_meeting(&self, who: &Identity, id: &str) -> Result<()> {
         let meeting = self.meeting(id).await?;
-        if !self.leave_locked(&meeting.id, &who.id).await? {
+        if !self.leave_locked(&meeting.id, &who.id).await?
+            && self
+                .store
+                .participant(&meeting.id, &who.id)
+                .await?
+                .is_none()
+        {
             return Err(Error::Forbidden("You are not in this meeting"));
         }
         Ok(())

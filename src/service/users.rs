@@ -126,6 +126,20 @@ impl Services {
         self.identities.clear();
         if deactivating {
             self.leave_all_meetings(&row.id).await?;
+            // A disabled host's students cannot log in either: its open meetings end.
+            if row.role == Role::Host.as_str() {
+                for meeting in self
+                    .store
+                    .meetings(Some(&row.id), Some(&["created", "active"]))
+                    .await?
+                {
+                    self.end_meeting_as(
+                        &meeting.id,
+                        crate::domain::meetings::EndReason::AdminEnded,
+                    )
+                    .await?;
+                }
+            }
         }
         Ok(updated.into())
     }
@@ -179,6 +193,14 @@ impl Services {
 
     pub async fn delete_student(&self, host: &Identity, id: &str) -> Result<()> {
         let row = self.own_student(host, id).await?;
+        // Revoke first, so the student cannot rejoin between leaving and disappearing.
+        let revoke = UserUpdate {
+            is_active: Some(false),
+            revoke_tokens: true,
+            ..UserUpdate::default()
+        };
+        self.store.update_user(&row.id, revoke, self.now()).await?;
+        self.identities.clear();
         self.leave_all_meetings(&row.id).await?;
         self.store.delete_user(&row.id).await?;
         self.identities.clear();

@@ -40,7 +40,10 @@ impl LocalStorage {
     }
 
     pub async fn check(&self) -> Result<(), StorageError> {
-        let probe = self.root.join(".meet-ready");
+        // A name of its own per check, so concurrent checks do not remove each other's probe.
+        let probe = self
+            .root
+            .join(format!(".meet-ready-{}", rand::random::<u64>()));
         tokio::fs::write(&probe, b"ok").await?;
         tokio::fs::remove_file(&probe).await?;
         Ok(())

@@ -69,6 +69,8 @@ const RECOUNT: &str = "UPDATE type::record('meeting', $m) SET participant_count 
 
 impl Store {
     pub async fn create_meeting(&self, m: NewMeeting) -> Result<MeetingRow> {
+        let _writing = self.writing();
+
         let sql = format!(
             "CREATE type::record('meeting', $id) SET topic = $topic, host_id = $host, host_name = $host_name, \
              status = 'created', mode = 'broadcast', private_participant_id = NONE, max_participants = $maxp, \
@@ -90,7 +92,6 @@ impl Store {
             .bind(("now", m.now))
             .await?
             .check()?;
-        self.invalidate();
         let row: Option<MeetingRow> = res.take(1)?;
         row.ok_or_else(|| Error::Database("created meeting not found".into()))
     }
@@ -192,6 +193,8 @@ impl Store {
         p: &ParticipantRow,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let _writing = self.writing();
+
         let sql = format!(
             "BEGIN;
              UPSERT type::record('participant', $key) SET meeting_id = $m, user_id = $u, username = $username,
@@ -213,7 +216,6 @@ impl Store {
             .bind(("now", now))
             .await?
             .check()?;
-        self.invalidate();
         Ok(())
     }
 
@@ -224,6 +226,8 @@ impl Store {
         user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let _writing = self.writing();
+
         let sql = format!(
             "UPDATE type::record('participant', $key) SET present = false, left_at = $now WHERE present = true
                  RETURN VALUE user_id;
@@ -237,7 +241,6 @@ impl Store {
             .bind(("now", now))
             .await?
             .check()?;
-        self.invalidate();
         let changed: Vec<String> = res.take(0)?;
         Ok(!changed.is_empty())
     }
@@ -296,13 +299,14 @@ impl Store {
     }
 
     pub async fn set_muted(&self, meeting_id: &str, user_id: &str, muted: bool) -> Result<()> {
+        let _writing = self.writing();
+
         self.db
             .query("UPDATE type::record('participant', $key) SET muted = $muted RETURN NONE")
             .bind(("key", participant_key(meeting_id, user_id)))
             .bind(("muted", muted))
             .await?
             .check()?;
-        self.invalidate();
         Ok(())
     }
 
@@ -313,6 +317,8 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<MeetingRow>> {
+        let _writing = self.writing();
+
         let sql = format!(
             "BEGIN;
              UPDATE type::record('meeting', $m) SET status = 'ended', end_time = $now, end_reason = $reason,
@@ -329,7 +335,6 @@ impl Store {
             .bind(("now", now))
             .await?
             .check()?;
-        self.invalidate();
         let last = res.num_statements().saturating_sub(1);
         Ok(res.take(last)?)
     }
@@ -340,6 +345,8 @@ impl Store {
         mode: &str,
         private_participant_id: Option<String>,
     ) -> Result<Option<MeetingRow>> {
+        let _writing = self.writing();
+
         let sql = format!(
             "UPDATE type::record('meeting', $m) SET mode = $mode, private_participant_id = $pp RETURN NONE; \
              SELECT {COLS} FROM ONLY type::record('meeting', $m);"
@@ -352,7 +359,6 @@ impl Store {
             .bind(("pp", private_participant_id))
             .await?
             .check()?;
-        self.invalidate();
         Ok(res.take(1)?)
     }
 
@@ -370,13 +376,14 @@ impl Store {
     }
 
     pub async fn archive_meeting(&self, id: &str) -> Result<bool> {
+        let _writing = self.writing();
+
         let mut res = self
             .db
             .query("UPDATE type::record('meeting', $m) SET status = 'archived' WHERE status = 'ended' RETURN VALUE record::id(id)")
             .bind(("m", id.to_owned()))
             .await?
             .check()?;
-        self.invalidate();
         let changed: Vec<String> = res.take(0)?;
         Ok(!changed.is_empty())
     }

@@ -139,9 +139,19 @@ impl Store {
         Ok(value)
     }
 
-    /// Called after every write to meetings or participants.
-    fn invalidate(&self) {
-        if let Some(cache) = &self.cache {
+    /// Taken before every write to meetings or participants: when it drops — after the write,
+    /// after an error, or when the caller's future is dropped mid-query — nothing read before
+    /// is served again.
+    fn writing(&self) -> WriteGuard<'_> {
+        WriteGuard(self)
+    }
+}
+
+struct WriteGuard<'a>(&'a Store);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = &self.0.cache {
             cache.invalidate();
         }
     }

@@ -168,18 +168,21 @@ impl Store {
 
     /// Deletes one user and their participation rows.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
+        let _writing = self.writing();
+
         self.db
             .query("BEGIN; DELETE participant WHERE user_id = $id; DELETE type::record('user', $id); COMMIT;")
             .bind(("id", id.to_owned()))
             .await?
             .check()?;
-        self.invalidate();
         Ok(())
     }
 
     /// Deletes a host with everything that belongs to it: its students, meetings, participation
     /// rows and recording rows (the recording bytes are the caller's to delete first).
     pub async fn delete_host_cascade(&self, host_id: &str) -> Result<()> {
+        let _writing = self.writing();
+
         let sql = "BEGIN;
             LET $meetings = SELECT VALUE record::id(id) FROM meeting WHERE host_id = $id;
             DELETE participant WHERE meeting_id IN $meetings;
@@ -195,7 +198,6 @@ impl Store {
             .bind(("id", host_id.to_owned()))
             .await?
             .check()?;
-        self.invalidate();
         Ok(())
     }
 }

@@ -158,9 +158,10 @@ async fn a_meeting_from_creation_to_archive() {
     t.post(&format!("/api/meetings/{meeting}/leave"), &s2, json!({}))
         .await
         .expect(200);
+    // Leaving twice is harmless.
     t.post(&format!("/api/meetings/{meeting}/leave"), &s2, json!({}))
         .await
-        .expect(403);
+        .expect(200);
     let p = t
         .get(&format!("/api/meetings/participants/{meeting}"), &s1)
         .await;
@@ -478,4 +479,65 @@ async fn disabled_or_deleted_students_leave_their_meetings() {
         .get(&format!("/api/meetings/participants/{meeting}"), &host)
         .await;
     assert_eq!(p.expect(200)["count"], 0);
+}
+
+#[tokio::test]
+async fn path_forms_take_the_originals_body_and_leaving_an_ended_meeting_succeeds() {
+    let t = TestServer::start().await;
+    let (host_id, host) = t.host("hosta").await;
+    let (_, student) = t.student(&host, "stu1").await;
+    let meeting = t.meeting(&host, "Paths").await;
+    let other = t.meeting(&host, "Other").await;
+    let r = t
+        .post(
+            &format!("/api/meetings/{meeting}/join"),
+            &student,
+            json!({"meetingId": other}),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "validation_failed"));
+    t.post(
+        &format!("/api/meetings/{meeting}/join"),
+        &student,
+        json!({"meetingId": meeting}),
+    )
+    .await
+    .expect(200);
+    t.post(
+        &format!("/api/meetings/{meeting}/end"),
+        &host,
+        json!({"meetingId": meeting}),
+    )
+    .await
+    .expect(200);
+    // meeting-ended arrives, then the client says goodbye: that is fine.
+    t.post(
+        &format!("/api/meetings/{meeting}/leave"),
+        &student,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    // Someone who never joined is refused.
+    let (_, never) = t.student(&host, "stu2").await;
+    t.post(&format!("/api/meetings/{meeting}/leave"), &never, json!({}))
+        .await
+        .expect(403);
+
+    // Disabling a host ends its open meetings.
+    t.post(&format!("/api/meetings/{other}/join"), &student, json!({}))
+        .await
+        .expect(200);
+    t.call(
+        Method::PUT,
+        &format!("/api/admin/hosts/{host_id}"),
+        Some(&t.admin),
+        Some(json!({"isActive": false})),
+    )
+    .await
+    .expect(200);
+    let r = t
+        .get(&format!("/api/admin/meetings?status=ended"), &t.admin)
+        .await;
+    assert_eq!(r.expect(200)["count"], 2);
 }

@@ -140,3 +140,24 @@ async fn non_students_cannot_use_the_student_login() {
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_credentials"));
 }
+
+#[tokio::test]
+async fn parallel_password_guesses_count_too() {
+    let t = TestServer::start().await;
+    t.host("hosta").await;
+    let guesses = (0..16).map(|i| {
+        t.call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "hosta", "password": format!("guess-{i}")})),
+        )
+    });
+    let replies = futures_util::future::join_all(guesses).await;
+    let refused = replies.iter().filter(|r| r.status.as_u16() == 429).count();
+    let wrong = replies
+        .iter()
+        .filter(|r| r.code() == "invalid_credentials")
+        .count();
+    assert_eq!((wrong, refused), (10, 6));
+}
