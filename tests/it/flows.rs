@@ -536,8 +536,6 @@ async fn path_forms_take_the_originals_body_and_leaving_an_ended_meeting_succeed
     )
     .await
     .expect(200);
-    let r = t
-        .get(&format!("/api/admin/meetings?status=ended"), &t.admin)
-        .await;
+    let r = t.get("/api/admin/meetings?status=ended", &t.admin).await;
     assert_eq!(r.expect(200)["count"], 2);
 }
