@@ -118,20 +118,38 @@ pub fn success() -> Response {
 
 /// Every route, with rejections turned into the contract's errors.
 pub fn routes(state: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
-    let api = auth::routes(state)
-        .or(host::routes(state))
+    // Each resource's routes are tried only for paths under its prefixes: one string comparison
+    // instead of trying every route of the resources before it.
+    let api = under(&["/api/auth/", "/api/student/login"])
+        .and(auth::routes(state))
+        .or(under(&["/api/host/"]).and(host::routes(state)))
         .unify()
-        .or(student::routes(state))
+        .or(under(&["/api/student/"]).and(student::routes(state)))
         .unify()
-        .or(meetings::routes(state))
+        .or(under(&["/api/meetings/"]).and(meetings::routes(state)))
         .unify()
-        .or(recordings::routes(state))
+        .or(under(&["/api/recordings/"]).and(recordings::routes(state)))
         .unify()
-        .or(admin::routes(state))
+        .or(under(&["/api/admin/"]).and(admin::routes(state)))
         .unify()
         .or(health::routes(state))
         .unify();
     api.recover(error::recover).unify().boxed()
+}
+
+/// Passes requests whose path starts with one of `prefixes`; the others are "not found" here.
+fn under(
+    prefixes: &'static [&'static str],
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::path::full()
+        .and_then(move |path: warp::path::FullPath| async move {
+            if prefixes.iter().any(|p| path.as_str().starts_with(p)) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
 }
 
 /// `?status=` on meeting lists.
