@@ -107,7 +107,7 @@ impl PasswordHasher {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub role: Role,
@@ -118,6 +118,9 @@ pub struct Claims {
 }
 
 pub struct TokenIssuer {
+    /// Tokens whose signature has been checked, so a client's next request skips the HMAC and
+    /// the JSON parse. Expiry is still checked every time; revocation is the identity's concern.
+    verified: Mutex<HashMap<String, Claims>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -137,6 +140,7 @@ impl TokenIssuer {
             .map(|s| (*s).to_owned())
             .collect();
         Self {
+            verified: Mutex::default(),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
@@ -165,12 +169,30 @@ impl TokenIssuer {
 
     /// Checks the signature and the expiry against `now` (the service clock, not the system's).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| Error::Unauthorized)?;
-        if data.claims.exp <= now.timestamp() {
+        let known = self.verified_tokens().get(token).cloned();
+        let claims = match known {
+            Some(c) => c,
+            None => {
+                let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+                    .map_err(|_| Error::Unauthorized)?;
+                let mut map = self.verified_tokens();
+                if map.len() >= 50_000 {
+                    map.clear();
+                }
+                map.insert(token.to_owned(), data.claims.clone());
+                data.claims
+            }
+        };
+        if claims.exp <= now.timestamp() {
             return Err(Error::Unauthorized);
         }
-        Ok(data.claims)
+        Ok(claims)
+    }
+
+    fn verified_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
