@@ -27,22 +27,27 @@ struct JoinBody {
     meeting_id: String,
 }
 
-/// The `/:id/join`, `/leave` and `/end` forms take no fields.
+/// The body of the `/:id/join`, `/leave` and `/end` forms.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Empty {
+struct PathForm {
     /// Accepted for the original's clients, which send it in the body too; it must match.
     meeting_id: Option<String>,
 }
 
-impl Empty {
-    fn matches(&self, path_id: &str) -> crate::error::Result<()> {
+impl PathForm {
+    /// Runs `call` when the body names no meeting or the one in the path.
+    async fn then<T>(
+        &self,
+        path_id: &str,
+        call: impl std::future::Future<Output = crate::error::Result<T>>,
+    ) -> crate::error::Result<T> {
         match &self.meeting_id {
             Some(id) if id != path_id => Err(Error::invalid(
                 "meetingId",
                 "does not match the meeting in the path",
             )),
-            _ => Ok(()),
+            _ => call.await,
         }
     }
 }
@@ -87,39 +92,30 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let join_path = warp::path!("api" / "meetings" / String / "join")
         .and(warp::post())
         .and(st())
-        .and(json::<Empty>())
+        .and(json::<PathForm>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: Empty| async move {
-                let result = match b.matches(&id) {
-                    Ok(()) => s.services.join_meeting(&who, &id).await,
-                    Err(e) => Err(e),
-                };
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: PathForm| async move {
+                let result = b.then(&id, s.services.join_meeting(&who, &id)).await;
                 answer(result, joined)
             },
         );
     let leave = warp::path!("api" / "meetings" / String / "leave")
         .and(warp::post())
         .and(st())
-        .and(json::<Empty>())
+        .and(json::<PathForm>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: Empty| async move {
-                let result = match b.matches(&id) {
-                    Ok(()) => s.services.leave_meeting(&who, &id).await,
-                    Err(e) => Err(e),
-                };
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: PathForm| async move {
+                let result = b.then(&id, s.services.leave_meeting(&who, &id)).await;
                 answer(result, |()| success())
             },
         );
     let end = warp::path!("api" / "meetings" / String / "end")
         .and(warp::post())
         .and(st())
-        .and(json::<Empty>())
+        .and(json::<PathForm>())
         .and_then(
-            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: Empty| async move {
-                let result = match b.matches(&id) {
-                    Ok(()) => s.services.end_meeting(&who, &id).await,
-                    Err(e) => Err(e),
-                };
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: PathForm| async move {
+                let result = b.then(&id, s.services.end_meeting(&who, &id)).await;
                 answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
             },
         );
