@@ -17,21 +17,18 @@ use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("data dir {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("data dir {path}: {cause}")]
+    DataDir { path: String, cause: std::io::Error },
     #[error("JWT secret: {0}")]
     Secret(std::io::Error),
     #[error(transparent)]
     Store(#[from] crate::store::OpenError),
     #[error("recording storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Control(#[from] crate::control::server::ControlError),
@@ -64,9 +61,9 @@ async fn open_services_with(
 }
 
 fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
-    let err = |source| StartError::DataDir {
+    let err = |cause| StartError::DataDir {
         path: dir.display().to_string(),
-        source,
+        cause,
     };
     if !dir.exists() {
         std::fs::create_dir_all(dir).map_err(err)?;
@@ -146,6 +143,20 @@ pub async fn start_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<AppHandle, StartError> {
     let services = Arc::new(open_services_with(&config, clock).await?);
+    // Bind first: a port in use must not cost the one showing of a generated password.
+    let control_path = config.control_socket();
+    let control = crate::control::server::bind(&control_path).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|cause| StartError::Bind {
+            addr: config.listen,
+            cause,
+        })?;
+    let addr = listener.local_addr().map_err(|cause| StartError::Bind {
+        addr: config.listen,
+        cause,
+    })?;
+
     let admin = services.ensure_admin().await.map_err(StartError::Admin)?;
     match &admin {
         AdminBootstrap::Generated { username, password } => {
@@ -159,19 +170,6 @@ pub async fn start_with_clock(
         }
         AdminBootstrap::Present => {}
     }
-
-    let control_path = config.control_socket();
-    let control = crate::control::server::bind(&control_path).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
 
     let http = Arc::new(HttpState::new(Arc::clone(&services)));
     let (stop, mut stopped) = watch::channel(false);

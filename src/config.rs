@@ -23,10 +23,10 @@ pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["meet.toml", "/etc/meet/meet.toml"]
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -810,7 +810,7 @@ fn config_path(
         if !p.exists() {
             return Err(ConfigError::Read {
                 path: p,
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                cause: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
         return Ok(Some(p));
@@ -822,9 +822,9 @@ fn config_path(
 }
 
 fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
         path: path.to_owned(),

@@ -93,6 +93,14 @@ impl Target {
         {
             return Ok(Self::Server(socket));
         }
+        // No server: the database must already be there; an offline command never makes one.
+        if !config.data_dir.exists() {
+            return Err(ClientError::Offline(format!(
+                "no meet server answers on {} and there is no data in {}; start `meet serve` or pass --data-dir",
+                socket.display(),
+                config.data_dir.display()
+            )));
+        }
         let services = crate::app::open_services(config)
             .await
             .map_err(|e| match e {

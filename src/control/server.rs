@@ -16,18 +16,18 @@ use crate::service::Services;
 pub enum ControlError {
     #[error("another meet server is already running on {0}")]
     InUse(PathBuf),
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 /// Binds the socket (mode 0600), replacing a stale one left by a crash.
 pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
-    let io = |source| ControlError::Io {
+    let io = |cause| ControlError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {

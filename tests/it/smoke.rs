@@ -380,3 +380,17 @@ fn version_check_config_and_unknown_keys() {
     let out = Command::new(BIN).arg("top").output().expect("run");
     assert!(!out.status.success());
 }
+
+#[test]
+fn admin_without_a_server_or_data_says_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("nothing-here");
+    let out = meet(&data, &["admin", "host", "list"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no meet server answers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!data.exists(), "an offline command creates nothing");
+}
