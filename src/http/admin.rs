@@ -30,10 +30,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
             answer(s.services.hosts(&who).await, |hosts| {
-                super::json(
-                    StatusCode::OK,
-                    &j!({"status": "success", "data": {"hosts": hosts}}),
-                )
+                super::success_data(StatusCode::OK, "hosts", &hosts)
             })
         });
     let create = warp::path!("api" / "admin" / "hosts")
@@ -44,12 +41,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
             |s: Arc<HttpState>, who: Arc<Identity>, b: NewAccount| async move {
                 answer(
                     s.services.create_host(&who, &b.username, &b.password).await,
-                    |host| {
-                        super::json(
-                            StatusCode::CREATED,
-                            &j!({"status": "success", "data": {"host": host}}),
-                        )
-                    },
+                    |host| super::success_data(StatusCode::CREATED, "host", &host),
                 )
             },
         );
@@ -65,10 +57,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                         Err(e) => Err(e),
                     };
                 answer(result, |host| {
-                    super::json(
-                        StatusCode::OK,
-                        &j!({"status": "success", "data": {"host": host}}),
-                    )
+                    super::success_data(StatusCode::OK, "host", &host)
                 })
             },
         );

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::json as j;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 
@@ -32,12 +31,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                     s.services
                         .create_student(&who, &b.username, &b.password)
                         .await,
-                    |student| {
-                        super::json(
-                            StatusCode::CREATED,
-                            &j!({"status": "success", "data": {"student": student}}),
-                        )
-                    },
+                    |student| super::success_data(StatusCode::CREATED, "student", &student),
                 )
             },
         );
@@ -46,10 +40,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(st())
         .and_then(|s: Arc<HttpState>, who: Arc<Identity>| async move {
             answer(s.services.students(&who).await, |students| {
-                super::json(
-                    StatusCode::OK,
-                    &j!({"status": "success", "data": {"students": students}}),
-                )
+                super::success_data(StatusCode::OK, "students", &students)
             })
         });
     let update = warp::path!("api" / "host" / "students" / String)
@@ -60,12 +51,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
             |id: String, s: Arc<HttpState>, who: Arc<Identity>, patch: UserPatch| async move {
                 answer(
                     s.services.update_student(&who, &id, patch).await,
-                    |student| {
-                        super::json(
-                            StatusCode::OK,
-                            &j!({"status": "success", "data": {"student": student}}),
-                        )
-                    },
+                    |student| super::success_data(StatusCode::OK, "student", &student),
                 )
             },
         );

@@ -111,6 +111,19 @@ pub fn recording_list(recordings: Vec<crate::service::Recording>) -> Response {
     )
 }
 
+/// `{"status":"success","data":{key: value}}`, the original's wrapper for accounts.
+pub fn success_data<T: Serialize>(status: StatusCode, key: &str, value: &T) -> Response {
+    let mut data = serde_json::Map::new();
+    data.insert(
+        key.to_owned(),
+        serde_json::to_value(value).unwrap_or_default(),
+    );
+    json(
+        status,
+        &serde_json::json!({"status": "success", "data": data}),
+    )
+}
+
 /// `{"status":"success"}`.
 pub fn success() -> Response {
     json(StatusCode::OK, &serde_json::json!({"status": "success"}))

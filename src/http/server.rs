@@ -111,11 +111,8 @@ impl AppService {
         {
             ApiError::too_large(http.body_limit).into_response()
         } else if body.is_end_stream() {
-            let req = Request::from_parts(parts, Full::new(Bytes::new()));
-            match warp::service(self.routes.clone()).oneshot(req).await {
-                Ok(res) => res,
-                Err(never) => match never {},
-            }
+            self.route(Request::from_parts(parts, Full::new(Bytes::new())))
+                .await
         } else {
             let collect =
                 tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, http.body_limit).collect());
@@ -126,11 +123,8 @@ impl AppService {
             };
             match collected {
                 Ok(collected) => {
-                    let req = Request::from_parts(parts, Full::new(collected.to_bytes()));
-                    match warp::service(self.routes.clone()).oneshot(req).await {
-                        Ok(res) => res,
-                        Err(never) => match never {},
-                    }
+                    self.route(Request::from_parts(parts, Full::new(collected.to_bytes())))
+                        .await
                 }
                 Err(e)
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -151,6 +145,14 @@ impl AppService {
             ip,
             started,
         )
+    }
+
+    /// The warp routes, on a request whose body has been read.
+    async fn route(&self, req: Request<Full<Bytes>>) -> Response {
+        match warp::service(self.routes.clone()).oneshot(req).await {
+            Ok(res) => res,
+            Err(never) => match never {},
+        }
     }
 
     fn finish(
