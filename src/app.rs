@@ -171,15 +171,27 @@ pub async fn start_with_clock(
         AdminBootstrap::Present => {}
     }
 
-    let http = Arc::new(HttpState::new(Arc::clone(&services)));
+    // No socket survives a restart: seats still marked present are stale.
+    match services.release_stale_seats().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(seats = n, "released seats left from the previous run"),
+        Err(e) => tracing::warn!(error = %e, "could not release stale seats"),
+    }
+    let realtime = crate::realtime::Realtime::start(Arc::clone(&services));
+    let http = Arc::new(HttpState::new(
+        Arc::clone(&services),
+        Arc::clone(&realtime.hub),
+    ));
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.shutdown_grace;
     let http_task = tokio::spawn(crate::http::server::serve(
         listener,
         Arc::clone(&http),
+        realtime.layer(),
         async move {
             let _ = stopped.wait_for(|s| *s).await;
         },
+        realtime.close(),
         grace,
     ));
     let control_task = tokio::spawn(crate::control::server::serve(

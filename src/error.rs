@@ -38,6 +38,9 @@ pub enum Error {
     /// 409 with a specific code (`username_taken`, `meeting_ended`, `meeting_full`, ...).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A message (not a request body: those are checked by the HTTP layer) over its size limit.
+    #[error("{what} is larger than {limit} bytes")]
+    TooLarge { what: &'static str, limit: usize },
     #[error("Daily meeting limit ({0}) reached")]
     DailyLimit(u32),
     #[error("Too many requests; try again later")]

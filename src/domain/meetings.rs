@@ -177,8 +177,12 @@ pub fn day_bounds(now: DateTime<Utc>, limits: &MeetingLimits) -> (DateTime<Utc>,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn meeting_for_tests() -> Meeting {
+        meeting(Status::Active, Some(Utc::now()))
+    }
 
     fn meeting(status: Status, start: Option<DateTime<Utc>>) -> Meeting {
         Meeting {

@@ -3,4 +3,6 @@
 
 pub mod access;
 pub mod meetings;
+pub mod routing;
+pub mod speaker;
 pub mod users;

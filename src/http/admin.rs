@@ -126,7 +126,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                 Ok(()) => s.services.stats().await,
                 Err(e) => Err(e),
             };
-            let connections = s.metrics.connections();
+            let connections = s.realtime.stats.sockets();
             answer(result, |st| {
                 super::json(
                     StatusCode::OK,

@@ -130,6 +130,9 @@ impl From<Error> for ApiError {
                 format!("Daily meeting limit ({n}) reached"),
             ),
             Error::RateLimited { retry_after } => Self::rate_limited(retry_after.as_secs()),
+            e @ Error::TooLarge { .. } => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+            }
             e @ (Error::Storage(_) | Error::Database(_) | Error::Internal(_)) => {
                 // Logged in full here, answered generically.
                 tracing::error!(error = %e, "request failed");

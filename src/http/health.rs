@@ -24,7 +24,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                     StatusCode::OK,
                     &j!({
                         "status": "ok",
-                        "connections": s.metrics.connections(),
+                        "connections": s.realtime.stats.sockets(),
                         "activeMeetings": active,
                         "uptimeSeconds": s.services.uptime().as_secs(),
                         "version": env!("CARGO_PKG_VERSION"),
@@ -96,6 +96,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
 async fn render_metrics(s: &HttpState) -> Response {
     let mut out = String::with_capacity(2048);
     s.metrics.render(&mut out);
+    s.realtime.stats.render(&mut out);
     if let Ok(stats) = s.services.stats().await {
         for (name, help, v) in [
             ("meet_hosts", "Host accounts.", stats.hosts),

@@ -10,8 +10,6 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     too_large: AtomicU64,
     login_failures: AtomicU64,
-    /// Open realtime connections (Socket.IO).
-    connections: AtomicU64,
 }
 
 impl Metrics {
@@ -32,18 +30,6 @@ impl Metrics {
 
     pub fn login_failed(&self) {
         self.login_failures.fetch_add(1, Relaxed);
-    }
-
-    pub fn connections(&self) -> u64 {
-        self.connections.load(Relaxed)
-    }
-
-    pub fn connection_opened(&self) {
-        self.connections.fetch_add(1, Relaxed);
-    }
-
-    pub fn connection_closed(&self) {
-        self.connections.fetch_sub(1, Relaxed);
     }
 
     pub fn requests(&self) -> u64 {
@@ -88,10 +74,5 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP meet_realtime_connections Open realtime connections.\n# TYPE meet_realtime_connections gauge\nmeet_realtime_connections {}",
-            self.connections()
-        );
     }
 }

@@ -34,12 +34,14 @@ pub struct HttpState {
     pub services: Arc<Services>,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
+    /// The Socket.IO side: its counters and who is connected.
+    pub realtime: Arc<crate::realtime::Hub>,
     /// `Strict-Transport-Security`, when configured.
     pub hsts: Option<http::HeaderValue>,
 }
 
 impl HttpState {
-    pub fn new(services: Arc<Services>) -> Self {
+    pub fn new(services: Arc<Services>, realtime: Arc<crate::realtime::Hub>) -> Self {
         let http = &services.config.http;
         let limiter = RateLimiter::new(
             http.requests_per_window,
@@ -54,6 +56,7 @@ impl HttpState {
             services,
             limiter,
             metrics: Metrics::default(),
+            realtime,
             hsts,
         }
     }

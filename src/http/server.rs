@@ -16,8 +16,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
+use tower::{Layer as _, ServiceExt};
 use warp::Reply;
 use warp::filters::BoxedFilter;
 
@@ -37,21 +38,69 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const COOP: header::HeaderName = header::HeaderName::from_static("cross-origin-opener-policy");
 
-/// The per-connection service in front of the warp routes.
+/// The service in front of the warp routes (inside the Socket.IO layer, which takes `/ws`).
 #[derive(Clone)]
 pub struct AppService {
     routes: BoxedFilter<(Response,)>,
     state: Arc<HttpState>,
-    peer: SocketAddr,
 }
 
 impl AppService {
-    pub fn new(routes: BoxedFilter<(Response,)>, state: Arc<HttpState>, peer: SocketAddr) -> Self {
-        Self {
-            routes,
-            state,
-            peer,
-        }
+    pub fn new(routes: BoxedFilter<(Response,)>, state: Arc<HttpState>) -> Self {
+        Self { routes, state }
+    }
+}
+
+/// The outermost, per-connection service: stamps the peer address on each request (the
+/// services inside are built once and shared by all connections, as Socket.IO sessions span
+/// connections) and lets allowed origins read Socket.IO's polling responses.
+#[derive(Clone)]
+struct Front<S> {
+    inner: S,
+    peer: SocketAddr,
+    state: Arc<HttpState>,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for Front<S>
+where
+    S: tower::Service<Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        req.extensions_mut().insert(ClientAddr(self.peer));
+        let socketio = req
+            .uri()
+            .path()
+            .starts_with(self.state.services.config.socketio_path.as_str());
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .filter(|o| {
+                socketio && origin_allowed(&self.state.services.config.http.cors_origins, o)
+            })
+            .cloned();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            if let Some(origin) = origin {
+                let h = res.headers_mut();
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+                h.append(header::VARY, HeaderValue::from_static("origin"));
+            }
+            Ok(res)
+        })
     }
 }
 
@@ -82,9 +131,12 @@ impl AppService {
     {
         let started = Instant::now();
         let http = &self.state.services.config.http;
-        let ip = client_ip(self.peer, req.headers(), http.trust_forwarded_for);
+        let peer = req
+            .extensions()
+            .get::<ClientAddr>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |a| a.0);
+        let ip = client_ip(peer, req.headers(), http.trust_forwarded_for);
         let (mut parts, body) = req.into_parts();
-        parts.extensions.insert(ClientAddr(self.peer));
         parts.extensions.insert(ClientIp(ip));
         let method = parts.method.clone();
         // Captured only when the access log is on; the path only, never the query string.
@@ -246,16 +298,22 @@ fn client_ip(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -
     peer.ip()
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish for up
-/// to `grace`.
+/// Serves until `shutdown` resolves, then stops accepting, runs `close_realtime` (which ends
+/// the Socket.IO sessions, long-polls included) and lets open requests finish for up to `grace`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<HttpState>,
+    socketio: SocketIoLayer,
     shutdown: impl Future<Output = ()>,
+    close_realtime: impl Future<Output = ()>,
     grace: Duration,
 ) {
     let routes = super::routes(&state);
+    // Built once: Socket.IO's sessions (polling, then the websocket upgrade) span connections.
+    let app = socketio.layer(AppService::new(routes, Arc::clone(&state)));
     let graceful = GracefulShutdown::new();
+    let rt = &state.services.config.realtime;
+    let user_timeout = rt.ping_interval + rt.ping_timeout;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -270,8 +328,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = AppService::new(routes.clone(), Arc::clone(&state), peer);
-        let svc = hyper_util::service::TowerToHyperService::new(svc);
+        // A peer that stops reading (and keeps the connection open) would pin a Socket.IO writer
+        // forever: unacknowledged data for this long aborts the connection.
+        let _ = socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(user_timeout));
+        let svc = hyper_util::service::TowerToHyperService::new(Front {
+            inner: app.clone(),
+            peer,
+            state: Arc::clone(&state),
+        });
         let mut builder = Builder::new(TokioExecutor::new());
         // A client that trickles its request headers is cut off.
         builder
@@ -290,6 +354,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = tokio::time::timeout(grace, close_realtime).await;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

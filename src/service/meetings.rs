@@ -6,6 +6,7 @@ use super::users::require;
 use super::{MeetingEvent, Participant, Services, check_id, new_id};
 use crate::domain::access::{self, Identity};
 use crate::domain::meetings::{self, EndReason, Meeting, Mode, Status};
+use crate::domain::routing::RouteState;
 use crate::domain::users::Role;
 use crate::error::{Error, Result};
 use crate::store::{NewMeeting, ParticipantRow};
@@ -139,6 +140,8 @@ impl Services {
         self.emit(MeetingEvent::Joined {
             meeting_id: meeting.id.clone(),
             user_id: who.id.clone(),
+            username: who.username.clone(),
+            role: who.role,
         });
         let meeting = self.meeting(id).await?;
         let participants = self.present_participants(&meeting.id).await?;
@@ -160,6 +163,77 @@ impl Services {
         {
             return Err(Error::Forbidden("You are not in this meeting"));
         }
+        Ok(())
+    }
+
+    /// Releases a user's seat because their connection is gone (no permission check: the
+    /// realtime layer calls this for the socket's own user). False when they were not in it.
+    pub async fn release_seat(&self, meeting_id: &str, user_id: &str) -> Result<bool> {
+        self.leave_locked(meeting_id, user_id).await
+    }
+
+    /// After a restart no connection is live: every seat still marked present is released.
+    /// Only for an embedded database, where this process is the only server.
+    pub async fn release_stale_seats(&self) -> Result<usize> {
+        if !self.store.is_embedded() {
+            return Ok(0);
+        }
+        let stale = self.store.present_everywhere().await?;
+        for (meeting_id, user_id) in &stale {
+            self.leave_locked(meeting_id, user_id).await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// The meeting and its routing state (mode, private pair, mutes), for live audio.
+    pub async fn route_state(&self, meeting_id: &str) -> Result<(Meeting, RouteState)> {
+        let meeting = self.meeting(meeting_id).await?;
+        let mut route = RouteState::of(&meeting);
+        route.muted = self
+            .store
+            .participants(&meeting.id)
+            .await?
+            .into_iter()
+            .filter(|p| p.muted)
+            .map(|p| p.user_id)
+            .collect();
+        Ok((meeting, route))
+    }
+
+    /// Server-side mute: the meeting's host silences (or lets speak again) a participant.
+    pub async fn set_muted(
+        &self,
+        who: &Identity,
+        meeting_id: &str,
+        user_id: &str,
+        muted: bool,
+    ) -> Result<()> {
+        let meeting = self.meeting(meeting_id).await?;
+        if !access::is_meeting_host(who, &meeting) {
+            return Err(Error::Forbidden("Only the host can mute participants"));
+        }
+        if !meeting.status.is_open() {
+            return Err(Error::conflict("meeting_ended", "This meeting has ended"));
+        }
+        let _guard = self.locks.lock(&meeting.id).await;
+        let present = check_id(user_id, "Participant").is_ok()
+            && self
+                .store
+                .participant(&meeting.id, user_id)
+                .await?
+                .is_some_and(|p| p.present);
+        if !present {
+            return Err(Error::invalid(
+                "userId",
+                "must be a participant in this meeting",
+            ));
+        }
+        self.store.set_muted(&meeting.id, user_id, muted).await?;
+        self.emit(MeetingEvent::Muted {
+            meeting_id: meeting.id.clone(),
+            user_id: user_id.to_owned(),
+            muted,
+        });
         Ok(())
     }
 

@@ -22,6 +22,7 @@ pub use views::{HostRef, Participant, Playback, Recording, User};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::meetings::Meeting;
+use crate::domain::users::Role;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::store::Store;
@@ -32,6 +33,8 @@ pub enum MeetingEvent {
     Joined {
         meeting_id: String,
         user_id: String,
+        username: String,
+        role: Role,
     },
     Left {
         meeting_id: String,

@@ -298,6 +298,30 @@ impl Store {
             .take(0)?)
     }
 
+    /// Every `(meeting, user)` marked present, in any meeting.
+    pub async fn present_everywhere(&self) -> Result<Vec<(String, String)>> {
+        #[derive(SurrealValue)]
+        struct Pair {
+            meeting_id: String,
+            user_id: String,
+        }
+        let rows: Vec<Pair> = self
+            .db
+            .query("SELECT meeting_id, user_id FROM participant WHERE present = true")
+            .await?
+            .take(0)?;
+        Ok(rows
+            .into_iter()
+            .map(|p| (p.meeting_id, p.user_id))
+            .collect())
+    }
+
+    /// Whether this process alone uses the database (embedded), so its view of who is live is
+    /// the whole truth.
+    pub fn is_embedded(&self) -> bool {
+        self.cache.is_some()
+    }
+
     pub async fn set_muted(&self, meeting_id: &str, user_id: &str, muted: bool) -> Result<()> {
         let _writing = self.writing();
 

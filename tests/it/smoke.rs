@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_meet");
-const ADMIN_PASSWORD: &str = "smoke-admin-pass";
+pub const ADMIN_PASSWORD: &str = "smoke-admin-pass";
 
 pub struct Process {
     child: Child,
@@ -37,7 +37,13 @@ fn base_command(data: &Path) -> Command {
 
 impl Process {
     pub fn serve(data: &Path) -> Self {
+        Self::serve_with(data, &[])
+    }
+
+    /// `meet serve` with extra environment (settings as `MEET_*` variables).
+    pub fn serve_with(data: &Path, env: &[(&str, &str)]) -> Self {
         let mut cmd = base_command(data);
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -70,6 +76,10 @@ impl Process {
                 return process;
             }
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, then the exit status.

@@ -1,0 +1,236 @@
+//! The client's control events: join and leave, self-mute status, host mutes, pong, and the
+//! acknowledgement every event may ask for: `{ok:true, ...}` or `{ok:false, code, message}`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+
+use super::connect::{self, Release};
+use super::session::Session;
+use super::{Hub, meeting_room, user_room};
+use crate::error::{Error, Result};
+use crate::http::error::ApiError;
+
+pub fn register(s: &SocketRef) {
+    s.on("join-meeting", join_meeting);
+    s.on("leave-meeting", leave_meeting);
+    s.on("broadcast-audio", super::relay::broadcast_audio);
+    s.on("audio-stream", super::relay::broadcast_audio);
+    s.on("private-audio-stream", super::relay::private_audio);
+    s.on("audio-status", audio_status);
+    s.on("mute-participant", mute_participant);
+    s.on("unmute-participant", unmute_participant);
+    s.on("pong", pong);
+    s.on_fallback(unknown_event);
+    s.on_disconnect(connect::on_disconnect);
+}
+
+/// The socket's session (always present on a connected socket).
+pub fn session(s: &SocketRef) -> Result<Arc<Session>> {
+    s.extensions
+        .get::<Arc<Session>>()
+        .ok_or(Error::Unauthorized)
+}
+
+/// The error acknowledgement for `e`.
+pub fn error_body(e: Error) -> Value {
+    let api = ApiError::from(e);
+    json!({"ok": false, "code": api.code, "message": api.message})
+}
+
+/// Answers the acknowledgement, if the client asked for one.
+pub fn reply(ack: AckSender, result: Result<Value>) {
+    let body = match result {
+        Ok(Value::Object(mut m)) => {
+            m.insert("ok".into(), Value::Bool(true));
+            Value::Object(m)
+        }
+        Ok(_) => json!({"ok": true}),
+        Err(e) => error_body(e),
+    };
+    let _ = ack.send(&body);
+}
+
+/// A payload, or a validation error that says what is wrong with it.
+pub fn payload<T: DeserializeOwned>(data: Result<T, socketioxide::ParserError>) -> Result<T> {
+    data.map_err(|e| Error::BadRequest(format!("Malformed payload: {e}")))
+}
+
+/// The meeting the socket is in.
+pub fn current_meeting(session: &Session) -> Result<Arc<str>> {
+    session
+        .meeting()
+        .ok_or(Error::Forbidden("Join a meeting first"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MeetingRef {
+    meeting_id: String,
+}
+
+async fn join_meeting(
+    s: SocketRef,
+    TryData(data): TryData<MeetingRef>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let result = async {
+        let session = session(&s)?;
+        let MeetingRef { meeting_id } = payload(data)?;
+        if session.meeting().as_deref() == Some(meeting_id.as_str()) {
+            let (meeting, _) = hub.services.route_state(&meeting_id).await?;
+            let participants = hub
+                .services
+                .participants(&session.user, &meeting_id)
+                .await?;
+            let online: Vec<_> = participants.into_iter().filter(|p| p.online).collect();
+            return Ok(
+                json!({"meetingId": meeting.id, "mode": meeting.mode, "participants": online}),
+            );
+        }
+        // One meeting per socket: joining another leaves the current one.
+        connect::leave(&hub, &s, &session, Release::Now).await;
+        connect::enter(&hub, &s, &session, &meeting_id).await
+    }
+    .await;
+    reply(ack, result);
+}
+
+async fn leave_meeting(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let result = async {
+        let session = session(&s)?;
+        let current = current_meeting(&session)?;
+        if let Some(id) = data
+            .ok()
+            .as_ref()
+            .and_then(|d| d.get("meetingId"))
+            .and_then(Value::as_str)
+            && id != &*current
+        {
+            return Err(Error::Forbidden("You are not in this meeting"));
+        }
+        connect::leave(&hub, &s, &session, Release::Now).await;
+        Ok(json!({"meetingId": &*current}))
+    }
+    .await;
+    reply(ack, result);
+}
+
+#[derive(Deserialize)]
+struct AudioStatus {
+    muted: bool,
+}
+
+async fn audio_status(
+    s: SocketRef,
+    TryData(data): TryData<AudioStatus>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let result = async {
+        let session = session(&s)?;
+        let AudioStatus { muted } = payload(data)?;
+        let meeting = current_meeting(&session)?;
+        let user = &session.user.id;
+        let _ = hub
+            .io()
+            .to(meeting_room(&meeting))
+            .except(user_room(&meeting, user))
+            .emit(
+                "participant-audio-status",
+                &json!({"userId": user, "muted": muted}),
+            )
+            .await;
+        Ok(json!({}))
+    }
+    .await;
+    reply(ack, result);
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserRef {
+    user_id: String,
+}
+
+async fn set_muted(
+    s: &SocketRef,
+    hub: &Hub,
+    data: Result<UserRef, socketioxide::ParserError>,
+    muted: bool,
+) -> Result<Value> {
+    let session = session(s)?;
+    let UserRef { user_id } = payload(data)?;
+    let meeting = current_meeting(&session)?;
+    hub.services
+        .set_muted(&session.user, &meeting, &user_id, muted)
+        .await?;
+    Ok(json!({"userId": user_id, "muted": muted}))
+}
+
+async fn mute_participant(
+    s: SocketRef,
+    TryData(data): TryData<UserRef>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    reply(ack, set_muted(&s, &hub, data, true).await);
+}
+
+async fn unmute_participant(
+    s: SocketRef,
+    TryData(data): TryData<UserRef>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    reply(ack, set_muted(&s, &hub, data, false).await);
+}
+
+#[derive(Deserialize)]
+struct Pong {
+    timestamp: Option<String>,
+}
+
+/// The answer to our `ping {timestamp}`: the round trip, kept for the dashboard.
+async fn pong(
+    s: SocketRef,
+    TryData(data): TryData<Pong>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let result = async {
+        let session = session(&s)?;
+        let Pong { timestamp } = payload(data)?;
+        if let Some(sent) = timestamp
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            && let Ok(rtt) = (hub.services.now() - sent.with_timezone(&chrono::Utc)).to_std()
+        {
+            session.set_rtt(rtt);
+        }
+        Ok(json!({}))
+    }
+    .await;
+    reply(ack, result);
+}
+
+async fn unknown_event(Event(name): Event, ack: AckSender) {
+    let message = if name == "webrtc-signal" {
+        "WebRTC signalling is not available on this server yet".to_owned()
+    } else {
+        format!(
+            "Unknown event `{}`",
+            name.chars().take(64).collect::<String>()
+        )
+    };
+    let _ = ack.send(&json!({"ok": false, "code": "unknown_event", "message": message}));
+}

@@ -1,0 +1,192 @@
+//! Who is connected to which meeting right now, socket by socket, with each live meeting's
+//! routing state and speaker tracker. One short lock; no I/O under it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use socketioxide::socket::Sid;
+
+use crate::domain::routing::RouteState;
+use crate::domain::speaker::SpeakerTracker;
+
+/// A live meeting.
+pub struct Room {
+    pub route: RouteState,
+    pub speaker: SpeakerTracker,
+    members: HashMap<String, Member>,
+    sockets: usize,
+}
+
+struct Member {
+    sockets: Vec<Sid>,
+}
+
+impl Room {
+    /// Sockets of everyone but `user`.
+    pub fn sockets_except(&self, user: &str) -> usize {
+        self.sockets - self.sockets_of(user)
+    }
+
+    pub fn sockets_of(&self, user: &str) -> usize {
+        self.members.get(user).map_or(0, |m| m.sockets.len())
+    }
+
+    pub fn has(&self, user: &str) -> bool {
+        self.members.contains_key(user)
+    }
+}
+
+/// What detaching a socket left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Detached {
+    /// The user has other sockets in the meeting.
+    OthersRemain,
+    /// That was the user's last socket.
+    LastSocket,
+    /// The meeting is not live (it ended): nothing to release.
+    NoRoom,
+}
+
+pub struct Presence {
+    rooms: Mutex<HashMap<String, Room>>,
+    speaker_interval: Duration,
+}
+
+impl Presence {
+    pub fn new(speaker_interval: Duration) -> Self {
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            speaker_interval,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a socket of `user` to the meeting, creating the live room with `route` if needed.
+    /// Returns true when the room was created by this call.
+    pub fn attach(&self, meeting: &str, route: RouteState, user: &str, sid: Sid) -> bool {
+        let mut rooms = self.lock();
+        let mut created = false;
+        let room = rooms.entry(meeting.to_owned()).or_insert_with(|| {
+            created = true;
+            Room {
+                route,
+                speaker: SpeakerTracker::new(self.speaker_interval),
+                members: HashMap::new(),
+                sockets: 0,
+            }
+        });
+        let member = room
+            .members
+            .entry(user.to_owned())
+            .or_insert_with(|| Member {
+                sockets: Vec::new(),
+            });
+        if !member.sockets.contains(&sid) {
+            member.sockets.push(sid);
+            room.sockets += 1;
+        }
+        created
+    }
+
+    /// Removes a socket. The room goes when its last socket does.
+    pub fn detach(&self, meeting: &str, user: &str, sid: Sid) -> Detached {
+        let mut rooms = self.lock();
+        let Some(room) = rooms.get_mut(meeting) else {
+            return Detached::NoRoom;
+        };
+        let Some(member) = room.members.get_mut(user) else {
+            return Detached::LastSocket;
+        };
+        if let Some(i) = member.sockets.iter().position(|s| *s == sid) {
+            member.sockets.swap_remove(i);
+            room.sockets -= 1;
+        }
+        if !member.sockets.is_empty() {
+            return Detached::OthersRemain;
+        }
+        room.members.remove(user);
+        room.speaker.forget(user);
+        if room.sockets == 0 {
+            rooms.remove(meeting);
+        }
+        Detached::LastSocket
+    }
+
+    /// Runs `f` on a live meeting.
+    pub fn with_room<R>(&self, meeting: &str, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
+        self.lock().get_mut(meeting).map(f)
+    }
+
+    /// The user's sockets in the meeting.
+    pub fn sockets_of(&self, meeting: &str, user: &str) -> Vec<Sid> {
+        self.with_room(meeting, |r| {
+            r.members
+                .get(user)
+                .map(|m| m.sockets.clone())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Forgets a meeting (it ended); returns its sockets so they can be closed.
+    pub fn remove_room(&self, meeting: &str) -> Vec<Sid> {
+        self.lock()
+            .remove(meeting)
+            .map(|r| r.members.into_values().flat_map(|m| m.sockets).collect())
+            .unwrap_or_default()
+    }
+
+    /// Ids of the live meetings.
+    pub fn meetings(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Live meetings and sockets in them.
+    pub fn counts(&self) -> (usize, usize) {
+        let rooms = self.lock();
+        (rooms.len(), rooms.values().map(|r| r.sockets).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_socket_of_a_user_and_of_a_room() {
+        let p = Presence::new(Duration::from_millis(300));
+        let (a1, a2, b) = (Sid::new(), Sid::new(), Sid::new());
+        assert!(p.attach("m", RouteState::default(), "a", a1));
+        assert!(!p.attach("m", RouteState::default(), "a", a2));
+        assert!(!p.attach("m", RouteState::default(), "b", b));
+        assert!(!p.attach("m", RouteState::default(), "b", b), "idempotent");
+        assert_eq!(p.counts(), (1, 3));
+        assert_eq!(p.with_room("m", |r| r.sockets_except("a")), Some(1));
+        assert_eq!(p.detach("m", "a", a1), Detached::OthersRemain);
+        assert_eq!(p.detach("m", "a", a2), Detached::LastSocket);
+        assert_eq!(p.sockets_of("m", "a"), Vec::<Sid>::new());
+        assert_eq!(p.detach("m", "b", b), Detached::LastSocket);
+        assert_eq!(p.counts(), (0, 0), "the room goes with its last socket");
+        assert_eq!(p.detach("m", "b", b), Detached::NoRoom);
+    }
+
+    #[test]
+    fn removing_a_room_hands_back_its_sockets() {
+        let p = Presence::new(Duration::from_millis(300));
+        let (a, b) = (Sid::new(), Sid::new());
+        p.attach("m", RouteState::default(), "a", a);
+        p.attach("m", RouteState::default(), "b", b);
+        let mut gone = p.remove_room("m");
+        gone.sort();
+        let mut want = vec![a, b];
+        want.sort();
+        assert_eq!(gone, want);
+        assert_eq!(p.detach("m", "a", a), Detached::NoRoom);
+    }
+}

@@ -1,0 +1,289 @@
+//! The audio relay: `broadcast-audio` (alias `audio-stream`) and `private-audio-stream` in,
+//! Int16 LE `audio-broadcast` / `private-stream-data` out, to exactly those the routing rule
+//! lets hear the sender. Each receiver's queue is bounded: a full one loses the frame (counted),
+//! nobody else waits.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::{BroadcastError, ParserError, SocketError};
+
+use super::events::{current_meeting, error_body, payload, session};
+use super::pcm::{self, Format};
+use super::{Hub, meeting_room, timestamp, user_room};
+use crate::domain::routing::{Audience, audience, may_hear};
+use crate::domain::users::Role;
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioIn {
+    audio_data: Bytes,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    sample_rate: Option<u32>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    target_user_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AudioOut<'a> {
+    audio_data: Bytes,
+    user_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_private: Option<bool>,
+    sample_rate: u32,
+    channels: u8,
+    timestamp: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Delivered {
+    ok: bool,
+    delivered: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Broadcast,
+    Private,
+}
+
+/// Where one frame goes.
+enum Target {
+    Nobody,
+    /// Everyone in the meeting but the sender: `sockets` of them.
+    Room {
+        sockets: usize,
+    },
+    /// One user's sockets.
+    User {
+        id: String,
+        sockets: usize,
+    },
+}
+
+pub async fn broadcast_audio(
+    s: SocketRef,
+    TryData(data): TryData<AudioIn>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    answer(ack, relay(&hub, &s, data, Kind::Broadcast).await);
+}
+
+pub async fn private_audio(
+    s: SocketRef,
+    TryData(data): TryData<AudioIn>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    answer(ack, relay(&hub, &s, data, Kind::Private).await);
+}
+
+fn answer(ack: AckSender, result: Result<u64>) {
+    let _ = match result {
+        Ok(delivered) => ack.send(&Delivered {
+            ok: true,
+            delivered,
+        }),
+        Err(e) => ack.send(&error_body(e)),
+    };
+}
+
+async fn relay(
+    hub: &Arc<Hub>,
+    s: &SocketRef,
+    data: Result<AudioIn, ParserError>,
+    kind: Kind,
+) -> Result<u64> {
+    let stats = &hub.stats;
+    stats.audio_in.fetch_add(1, Relaxed);
+    let session = session(s)?;
+    match session.admit_audio(Instant::now()) {
+        super::session::Admit::Yes => {}
+        super::session::Admit::Throttled => {
+            stats.audio_throttled.fetch_add(1, Relaxed);
+            return Err(Error::RateLimited {
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        super::session::Admit::Flooding => {
+            stats.audio_throttled.fetch_add(1, Relaxed);
+            stats.flood_disconnects.fetch_add(1, Relaxed);
+            tracing::warn!(sid = %s.id, user = %session.user.id, "audio flood: disconnecting");
+            hub.close_socket(s.id);
+            return Err(Error::RateLimited {
+                retry_after: Duration::from_secs(10),
+            });
+        }
+    }
+    let prepared = prepare(hub, data, &session.user.id, kind, &session);
+    let (frame, meeting, target, speaker) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            stats.audio_refused.fetch_add(1, Relaxed);
+            return Err(e);
+        }
+    };
+    let (expected, room) = match &target {
+        Target::Nobody => return Ok(0),
+        Target::Room { sockets } => (
+            *sockets,
+            hub.io()
+                .to(meeting_room(&meeting))
+                .except(user_room(&meeting, &session.user.id)),
+        ),
+        Target::User { id, sockets } => (*sockets, hub.io().to(user_room(&meeting, id))),
+    };
+    let now = timestamp(hub.services.now());
+    let out = AudioOut {
+        audio_data: frame.pcm,
+        user_id: &session.user.id,
+        role: (kind == Kind::Broadcast).then_some(session.user.role),
+        is_private: (kind == Kind::Private).then_some(true),
+        sample_rate: frame.sample_rate,
+        channels: 1,
+        timestamp: &now,
+        seq: frame.seq,
+    };
+    let event = match kind {
+        Kind::Broadcast => "audio-broadcast",
+        Kind::Private => "private-stream-data",
+    };
+    let failed = failures(room.emit(event, &out).await);
+    stats.audio_dropped.fetch_add(failed, Relaxed);
+    let delivered = (expected as u64).saturating_sub(failed);
+    stats.audio_delivered.fetch_add(delivered, Relaxed);
+
+    if let Some((user, level)) = speaker {
+        let body = json!({"userId": user, "level": level});
+        let to = match &target {
+            Target::User { id, .. } => hub
+                .io()
+                .to([user_room(&meeting, id), user_room(&meeting, &user)]),
+            _ => hub.io().within(meeting_room(&meeting)),
+        };
+        let _ = to.emit("active-speaker", &body).await;
+    }
+    Ok(delivered)
+}
+
+struct Frame {
+    pcm: Bytes,
+    sample_rate: u32,
+    seq: Option<u64>,
+}
+
+type Prepared = (Frame, Arc<str>, Target, Option<(String, f32)>);
+
+/// Checks and converts one message and decides where it goes (under the presence lock, so a
+/// mode switch or a mute applies from the next frame on).
+fn prepare(
+    hub: &Hub,
+    data: Result<AudioIn, ParserError>,
+    speaker: &str,
+    kind: Kind,
+    session: &super::session::Session,
+) -> Result<Prepared> {
+    let d = payload(data)?;
+    let limit = hub.config.max_audio_bytes;
+    if d.audio_data.len() > limit {
+        return Err(Error::TooLarge {
+            what: "audioData",
+            limit,
+        });
+    }
+    let format = Format::parse(d.format.as_deref())
+        .ok_or_else(|| Error::invalid("format", "must be \"f32\" or \"s16\""))?;
+    let sample_rate = d.sample_rate.unwrap_or(48_000);
+    if !pcm::SAMPLE_RATES.contains(&sample_rate) {
+        return Err(Error::invalid(
+            "sampleRate",
+            "must be between 8000 and 96000",
+        ));
+    }
+    let meeting = current_meeting(session)?;
+    let (pcm, level) = pcm::to_s16(&d.audio_data, format)
+        .map_err(|e| Error::invalid("audioData", e.to_string()))?;
+    let decided = hub.presence.with_room(&meeting, |room| {
+        let target = match kind {
+            Kind::Broadcast => match audience(&room.route, speaker) {
+                Audience::Nobody => Target::Nobody,
+                Audience::Everyone => Target::Room {
+                    sockets: room.sockets_except(speaker),
+                },
+                Audience::Only(id) => Target::User {
+                    id: id.to_owned(),
+                    sockets: room.sockets_of(id),
+                },
+            },
+            Kind::Private => {
+                let to = d.target_user_id.as_deref().unwrap_or_default();
+                let host = room.route.host_id.as_str();
+                let paired = if speaker == host {
+                    to != host && room.has(to)
+                } else {
+                    to == host
+                };
+                if !paired {
+                    return Err(Error::Forbidden(
+                        "Private audio goes from the host to one participant, or from a student to the host",
+                    ));
+                }
+                if may_hear(&room.route, speaker, to) {
+                    Target::User {
+                        id: to.to_owned(),
+                        sockets: room.sockets_of(to),
+                    }
+                } else {
+                    Target::Nobody
+                }
+            }
+        };
+        let announce = match target {
+            Target::Nobody => None,
+            _ => room.speaker.observe(speaker, level, Instant::now()),
+        };
+        Ok((target, announce))
+    });
+    let (target, announce) = decided.ok_or(Error::Forbidden("Join a meeting first"))??;
+    Ok((
+        Frame {
+            pcm,
+            sample_rate,
+            seq: d.seq,
+        },
+        meeting,
+        target,
+        announce,
+    ))
+}
+
+/// Receivers whose queue was full (the frame is lost for them only).
+fn failures(result: Result<(), BroadcastError>) -> u64 {
+    match result {
+        Ok(()) => 0,
+        Err(BroadcastError::Socket(errors)) => errors
+            .iter()
+            .filter(|e| matches!(e, SocketError::InternalChannelFull))
+            .count() as u64,
+        Err(e) => {
+            tracing::warn!(error = %e, "audio relay failed");
+            0
+        }
+    }
+}

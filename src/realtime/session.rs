@@ -1,0 +1,174 @@
+//! What one socket carries: its verified user, the meeting it is in, and its audio budget.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::RealtimeConfig;
+use crate::domain::access::Identity;
+
+/// Refusals are counted over this window to decide that a client floods.
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+pub struct Session {
+    pub user: Arc<Identity>,
+    state: Mutex<State>,
+    /// Round-trip time of the last app-level ping, in milliseconds (0: none yet).
+    pub rtt_ms: AtomicU64,
+}
+
+struct State {
+    meeting: Option<Arc<str>>,
+    /// What `connection-ack` tells the client, prepared by the connect middleware.
+    ack: Option<serde_json::Value>,
+    budget: Budget,
+}
+
+/// The verdict on one audio message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    Yes,
+    /// Over the rate: refuse this message.
+    Throttled,
+    /// Over the rate for too long: disconnect the client.
+    Flooding,
+}
+
+/// A token bucket for audio messages, plus a count of recent refusals.
+struct Budget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+    refused: u32,
+    window_start: Instant,
+    flood_after: u32,
+}
+
+impl Budget {
+    fn admit(&mut self, now: Instant) -> Admit {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Admit::Yes;
+        }
+        if now.saturating_duration_since(self.window_start) > FLOOD_WINDOW {
+            self.window_start = now;
+            self.refused = 0;
+        }
+        self.refused += 1;
+        if self.refused >= self.flood_after {
+            Admit::Flooding
+        } else {
+            Admit::Throttled
+        }
+    }
+}
+
+impl Session {
+    pub fn new(user: Arc<Identity>, config: &RealtimeConfig, now: Instant) -> Self {
+        let burst = f64::from(config.audio_burst);
+        Self {
+            user,
+            state: Mutex::new(State {
+                meeting: None,
+                ack: None,
+                budget: Budget {
+                    rate: f64::from(config.audio_messages_per_second),
+                    burst,
+                    tokens: burst,
+                    at: now,
+                    refused: 0,
+                    window_start: now,
+                    flood_after: config.flood_disconnect_after,
+                },
+            }),
+            rtt_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn meeting(&self) -> Option<Arc<str>> {
+        self.state().meeting.clone()
+    }
+
+    /// Sets the meeting, returning the one it replaces.
+    pub fn set_meeting(&self, meeting: Option<Arc<str>>) -> Option<Arc<str>> {
+        std::mem::replace(&mut self.state().meeting, meeting)
+    }
+
+    pub fn set_ack(&self, ack: serde_json::Value) {
+        self.state().ack = Some(ack);
+    }
+
+    pub fn take_ack(&self) -> Option<serde_json::Value> {
+        self.state().ack.take()
+    }
+
+    pub fn admit_audio(&self, now: Instant) -> Admit {
+        self.state().budget.admit(now)
+    }
+
+    pub fn set_rtt(&self, rtt: Duration) {
+        self.rtt_ms
+            .store(u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::users::Role;
+
+    fn session(rate: u32, burst: u32, flood: u32, now: Instant) -> Session {
+        let config = RealtimeConfig {
+            audio_messages_per_second: rate,
+            audio_burst: burst,
+            flood_disconnect_after: flood,
+            ..crate::config::Config::for_tests(std::path::Path::new("/nonexistent")).realtime
+        };
+        let user = Arc::new(Identity {
+            id: "u".into(),
+            username: "u".into(),
+            role: Role::Student,
+            host_id: None,
+        });
+        Session::new(user, &config, now)
+    }
+
+    #[test]
+    fn audio_budget_at_its_boundaries() {
+        let t0 = Instant::now();
+        let s = session(50, 10, 5, t0);
+        for _ in 0..10 {
+            assert_eq!(s.admit_audio(t0), Admit::Yes, "the burst");
+        }
+        assert_eq!(s.admit_audio(t0), Admit::Throttled, "the 11th at once");
+        // 20 ms later one message's worth has refilled.
+        let t1 = t0 + Duration::from_millis(20);
+        assert_eq!(s.admit_audio(t1), Admit::Yes);
+        assert_eq!(s.admit_audio(t1), Admit::Throttled);
+        assert_eq!(s.admit_audio(t1), Admit::Throttled);
+        assert_eq!(s.admit_audio(t1), Admit::Throttled);
+        assert_eq!(
+            s.admit_audio(t1),
+            Admit::Flooding,
+            "the 5th refusal in 10 s"
+        );
+        // A steady 50 a second is always admitted.
+        let s = session(50, 10, 5, t0);
+        for i in 1..=500 {
+            assert_eq!(
+                s.admit_audio(t0 + Duration::from_millis(20 * i)),
+                Admit::Yes
+            );
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! A client that stops reading must cost the others nothing: the real `meet` binary, a host
+//! sending 20 ms frames, one normal listener and one socket that never reads. The listener
+//! keeps getting every frame in time, the silent socket loses frames (counted) and is dropped
+//! at the next heartbeat, and the server's memory stays flat.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::sio::{AuthForm, Client, Kind, to_bin};
+use crate::smoke::{ADMIN_PASSWORD, Process, data_dir};
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("request");
+    assert!(res.status().is_success(), "{}", res.status());
+    res.json().await.expect("json")
+}
+
+/// A websocket Socket.IO client that connects to the meeting and then never reads, with a
+/// 4 KiB receive buffer so the server's side backs up quickly.
+async fn silent_socket(
+    addr: &str,
+    token: &str,
+    meeting: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let host = addr.trim_start_matches("http://");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket
+        .connect(host.parse().expect("addr"))
+        .await
+        .expect("connect");
+    let url =
+        format!("ws://{host}/ws/?EIO=4&transport=websocket&token={token}&meetingId={meeting}");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("websocket");
+    ws.send(Message::text("40"))
+        .await
+        .expect("socket.io connect");
+    ws
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_slows_nobody_and_costs_bounded_memory() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Process::serve_with(
+        &data_dir(&dir),
+        &[
+            ("MEET_REALTIME__PING_INTERVAL_SECONDS", "10"),
+            ("MEET_REALTIME__PING_TIMEOUT_SECONDS", "10"),
+            ("MEET_REALTIME__RECONNECT_GRACE_SECONDS", "1"),
+            ("MEET_REALTIME__QUEUE_PACKETS", "32"),
+        ],
+    );
+    let base = server.addr.clone();
+    let http = reqwest::Client::new();
+    let admin = post(
+        &http,
+        format!("{base}/api/auth/login"),
+        None,
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+    )
+    .await;
+    let admin = admin["token"].as_str().expect("token").to_owned();
+    post(
+        &http,
+        format!("{base}/api/admin/hosts"),
+        Some(&admin),
+        json!({"username": "teacher", "password": "teacher-password"}),
+    )
+    .await;
+    let host = post(
+        &http,
+        format!("{base}/api/auth/login"),
+        None,
+        json!({"username": "teacher", "password": "teacher-password"}),
+    )
+    .await;
+    let host = host["token"].as_str().expect("token").to_owned();
+    let mut tokens = Vec::new();
+    for name in ["listener", "silent"] {
+        post(
+            &http,
+            format!("{base}/api/host/students"),
+            Some(&host),
+            json!({"username": name, "password": format!("{name}-password")}),
+        )
+        .await;
+        let t = post(
+            &http,
+            format!("{base}/api/auth/login"),
+            None,
+            json!({"username": name, "password": format!("{name}-password")}),
+        )
+        .await;
+        tokens.push(t["token"].as_str().expect("token").to_owned());
+    }
+    let meeting = post(
+        &http,
+        format!("{base}/api/meetings/create"),
+        Some(&host),
+        json!({"topic": "Slow"}),
+    )
+    .await;
+    let meeting = meeting["meeting"]["_id"].as_str().expect("id").to_owned();
+
+    let mut speaker = Client::spawn(Kind::NodeWebsocket).await;
+    speaker
+        .connect(&base, AuthForm::Object, &host, Some(&meeting))
+        .await
+        .expect("host");
+    let mut listener = Client::spawn(Kind::NodeWebsocket).await;
+    listener.brief = true;
+    listener
+        .connect(&base, AuthForm::Object, &tokens[0], Some(&meeting))
+        .await
+        .expect("listener");
+    let silent = silent_socket(&base, &tokens[1], &meeting).await;
+    speaker.event("participant-joined").await;
+    speaker.event("participant-joined").await;
+
+    let rss_before = rss_kib(server.pid());
+    // 400 frames of 16,384 Float32 samples (64 KiB in, 32 KiB out), one every 20 ms: 8 s,
+    // 12.5 MiB that an unbounded queue would hold for the silent socket.
+    let frames = 400u64;
+    let audio = to_bin(&vec![0x3e; 64 * 1024]);
+    let mut sent = Vec::new();
+    let start = tokio::time::Instant::now();
+    for seq in 0..frames {
+        tokio::time::sleep_until(start + Duration::from_millis(20 * seq)).await;
+        sent.push(now_ms());
+        speaker
+            .emit("broadcast-audio", json!({"audioData": audio, "seq": seq}))
+            .await;
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..frames {
+        let line = listener
+            .event_line("audio-broadcast", Duration::from_secs(10))
+            .await
+            .expect("the listener gets every frame");
+        let seq = line["data"]["seq"].as_u64().expect("seq") as usize;
+        assert_eq!(line["data"]["audioData"]["$len"], 32 * 1024);
+        latencies.push(line["t"].as_f64().expect("t") - sent[seq]);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    // Measured while the silent socket is still connected (the heartbeat has not run yet).
+    let rss_after = rss_kib(server.pid());
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("meet_audio_frames_dropped_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("dropped counter");
+    eprintln!(
+        "slow consumer: listener latency p50 {p50:.1} ms p99 {p99:.1} ms; dropped for the silent socket {dropped}; \
+         RSS {} → {} MiB",
+        rss_before / 1024,
+        rss_after / 1024
+    );
+    assert!(
+        dropped > 0,
+        "the silent socket's queue filled and frames were dropped"
+    );
+    // The silent socket is dropped by the heartbeat and announced as gone.
+    let left = speaker
+        .wait_for(
+            |v| v["ev"] == "event" && v["name"] == "participant-left",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the silent socket is dropped");
+    assert_eq!(left["data"]["username"], "silent");
+    assert!(p99 < 250.0, "the listener was not held up: p99 {p99:.1} ms");
+    // The queue bound (32 packets, 1 MiB here) plus kernel buffers, against 12.5 MiB unbounded.
+    assert!(
+        rss_after.saturating_sub(rss_before) < 8 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    drop(silent);
+    server.terminate();
+}
