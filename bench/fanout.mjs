@@ -179,6 +179,7 @@ async function runMeet(meetings, size) {
     MEET_LOGGING__FORMAT: "json",
     MEET_LOGGING__LEVEL: "info,meet::access=warn,surrealdb=warn,surrealkv=warn",
     MEET_HTTP__RATE_LIMIT__REQUESTS_PER_WINDOW: "1000000",
+    ...(process.env.TOKIO_WORKER_THREADS ? { TOKIO_WORKER_THREADS: process.env.TOKIO_WORKER_THREADS } : {}),
   };
   const { child, addr } = await startProcess(MEET, ["serve", "--listen", "127.0.0.1:0"], env, (line) => {
     try {

@@ -778,3 +778,34 @@ async fn a_flooding_client_is_throttled_then_disconnected() {
         "the burst (and at most one refill) was relayed: {relayed}"
     );
 }
+
+#[tokio::test]
+async fn long_polling_answers_allowed_origins_only() {
+    let t = TestServer::start_with(|c| c.http.cors_origins = vec!["http://localhost:5173".into()])
+        .await;
+    for (origin, allowed) in [
+        ("http://localhost:5173", true),
+        ("http://evil.example", false),
+    ] {
+        let res = t
+            .client
+            .get(t.url("/ws/?EIO=4&transport=polling"))
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("handshake");
+        assert_eq!(res.status(), 200);
+        let acao = res
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        assert_eq!(acao.as_deref(), allowed.then_some(origin), "{origin}");
+        let body = res.text().await.expect("body");
+        assert!(
+            body.starts_with("0{\"sid\":"),
+            "an Engine.IO open packet: {body}"
+        );
+    }
+    // The REST API is unaffected by the Socket.IO layer in front of it.
+    t.get("/api/auth/profile", "").await.expect(401);
+}

@@ -209,5 +209,6 @@ async fn a_client_that_never_reads_slows_nobody_and_costs_bounded_memory() {
         "RSS grew from {rss_before} to {rss_after} KiB"
     );
     drop(silent);
-    server.terminate();
+    // SIGTERM with sockets still connected: they are closed and the server exits cleanly.
+    assert!(server.terminate().success());
 }
