@@ -809,3 +809,45 @@ async fn long_polling_answers_allowed_origins_only() {
     // The REST API is unaffected by the Socket.IO layer in front of it.
     t.get("/api/auth/profile", "").await.expect(401);
 }
+
+#[tokio::test]
+async fn the_duration_job_and_an_admin_end_meetings_live() {
+    let c = class(|_| {}).await;
+    let (_, ana_token) = c.students[0].clone();
+    let mut host = c.join(Kind::NodeWebsocket, &c.host.1).await;
+    let mut ana = c.join(Kind::Python, &ana_token).await;
+    // Past the 5-hour limit, the cleanup job ends the meeting: both hear it, both are closed.
+    c.server.clock.advance(chrono::Duration::seconds(18_000));
+    meet::jobs::by_name("cleanup")
+        .expect("job")
+        .run(&c.server.app().services, &meet::jobs::Silent)
+        .await
+        .expect("cleanup runs");
+    for client in [&mut host, &mut ana] {
+        let ended = client.event("meeting-ended").await;
+        assert_eq!(ended["reason"], "duration_exceeded");
+        client.disconnected().await;
+    }
+    // An admin ends another meeting.
+    let other = c.server.meeting(&c.host.1, "Second").await;
+    let mut host = Client::spawn(Kind::Node).await;
+    host.connect(&c.server.base, AuthForm::Query, &c.host.1, Some(&other))
+        .await
+        .expect("connects");
+    c.server
+        .post(
+            &format!("/api/meetings/{other}/end"),
+            &c.server.admin,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(host.event("meeting-ended").await["reason"], "admin_ended");
+    host.disconnected().await;
+    // Nobody is left online in either meeting.
+    let body = c
+        .server
+        .get(&format!("/api/meetings/participants/{other}"), &c.host.1)
+        .await;
+    assert_eq!(body.expect(200)["count"], 0);
+}
