@@ -743,7 +743,8 @@ async fn bad_audio_gets_an_error_acknowledgement() {
 #[tokio::test]
 async fn a_flooding_client_is_throttled_then_disconnected() {
     let c = class(|cfg| {
-        cfg.realtime.audio_messages_per_second = 10;
+        // One message a second after a burst of 5: no refill lands within the test's burst.
+        cfg.realtime.audio_messages_per_second = 1;
         cfg.realtime.audio_burst = 5;
         cfg.realtime.flood_disconnect_after = 10;
     })
