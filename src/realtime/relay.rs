@@ -13,8 +13,9 @@ use serde_json::json;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::{BroadcastError, ParserError, SocketError};
 
-use super::events::{current_meeting, error_body, payload, session};
+use super::events::{current_meeting, error_body, payload};
 use super::pcm::{self, Format};
+use super::session::{Session, Turn};
 use super::{Hub, meeting_room, timestamp, user_room};
 use crate::domain::routing::{Audience, audience, may_hear};
 use crate::domain::users::Role;
@@ -76,13 +77,20 @@ enum Target {
     },
 }
 
+// `Turn` comes last: it takes the message's place in the socket's arrival order, and an
+// extractor failing after it would waste the ticket.
 pub async fn broadcast_audio(
     s: SocketRef,
     TryData(data): TryData<AudioIn>,
     ack: AckSender,
     State(hub): State<Arc<Hub>>,
+    turn: Turn,
 ) {
-    answer(ack, relay(&hub, &s, data, Kind::Broadcast).await);
+    turn.wait().await;
+    answer(
+        ack,
+        relay(&hub, &s, turn.session(), data, Kind::Broadcast).await,
+    );
 }
 
 pub async fn private_audio(
@@ -90,8 +98,13 @@ pub async fn private_audio(
     TryData(data): TryData<AudioIn>,
     ack: AckSender,
     State(hub): State<Arc<Hub>>,
+    turn: Turn,
 ) {
-    answer(ack, relay(&hub, &s, data, Kind::Private).await);
+    turn.wait().await;
+    answer(
+        ack,
+        relay(&hub, &s, turn.session(), data, Kind::Private).await,
+    );
 }
 
 fn answer(ack: AckSender, result: Result<u64>) {
@@ -107,12 +120,12 @@ fn answer(ack: AckSender, result: Result<u64>) {
 async fn relay(
     hub: &Arc<Hub>,
     s: &SocketRef,
+    session: &Session,
     data: Result<AudioIn, ParserError>,
     kind: Kind,
 ) -> Result<u64> {
     let stats = &hub.stats;
     stats.audio_in.fetch_add(1, Relaxed);
-    let session = session(s)?;
     match session.admit_audio(Instant::now()) {
         super::session::Admit::Yes => {}
         super::session::Admit::Throttled => {
@@ -131,7 +144,7 @@ async fn relay(
             });
         }
     }
-    let prepared = prepare(hub, data, &session.user.id, kind, &session);
+    let prepared = prepare(hub, data, &session.user.id, kind, session);
     let (frame, meeting, target, speaker) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -197,7 +210,7 @@ fn prepare(
     data: Result<AudioIn, ParserError>,
     speaker: &str,
     kind: Kind,
-    session: &super::session::Session,
+    session: &Session,
 ) -> Result<Prepared> {
     let d = payload(data)?;
     let limit = hub.config.max_audio_bytes;

@@ -15,6 +15,79 @@ pub struct Session {
     state: Mutex<State>,
     /// Round-trip time of the last app-level ping, in milliseconds (0: none yet).
     pub rtt_ms: AtomicU64,
+    /// Audio messages are relayed in the order they arrived (see [`Turn`]).
+    tickets: AtomicU64,
+    turns: Mutex<Turns>,
+    turn_changed: tokio::sync::Notify,
+}
+
+/// Which audio message may be relayed now, and those finished out of turn.
+#[derive(Default)]
+struct Turns {
+    serving: u64,
+    done_early: std::collections::BTreeSet<u64>,
+}
+
+/// The place of one audio message in its socket's arrival order. socketioxide runs every
+/// message's handler as its own task, so two frames of one sender could be relayed out of
+/// order; extractors, though, run in the socket's reader task, in arrival order. This one
+/// takes a ticket there, and the handler waits for its turn.
+pub struct Turn {
+    session: Arc<Session>,
+    ticket: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the socket has no session")]
+pub struct NoSession;
+
+impl socketioxide::handler::FromMessageParts<socketioxide::adapter::LocalAdapter> for Turn {
+    type Error = NoSession;
+
+    fn from_message_parts(
+        s: &Arc<socketioxide::socket::Socket<socketioxide::adapter::LocalAdapter>>,
+        _: &mut socketioxide::handler::Value,
+        _: &Option<i64>,
+    ) -> Result<Self, NoSession> {
+        let session = s.extensions.get::<Arc<Session>>().ok_or(NoSession)?;
+        let ticket = session.tickets.fetch_add(1, Relaxed);
+        Ok(Self { session, ticket })
+    }
+}
+
+impl Turn {
+    /// Waits until every earlier message of this socket is done.
+    pub async fn wait(&self) {
+        loop {
+            let changed = self.session.turn_changed.notified();
+            if self.session.turns().serving == self.ticket {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        {
+            let mut guard = self.session.turns();
+            let turns = &mut *guard;
+            if turns.serving == self.ticket {
+                turns.serving += 1;
+                while turns.done_early.remove(&turns.serving) {
+                    turns.serving += 1;
+                }
+            } else {
+                turns.done_early.insert(self.ticket);
+            }
+        }
+        self.session.turn_changed.notify_waiters();
+    }
 }
 
 struct State {
@@ -86,7 +159,16 @@ impl Session {
                 },
             }),
             rtt_ms: AtomicU64::new(0),
+            tickets: AtomicU64::new(0),
+            turns: Mutex::new(Turns::default()),
+            turn_changed: tokio::sync::Notify::new(),
         }
+    }
+
+    fn turns(&self) -> std::sync::MutexGuard<'_, Turns> {
+        self.turns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -141,6 +223,36 @@ mod tests {
             host_id: None,
         });
         Session::new(user, &config, now)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn turns_follow_the_tickets_whatever_order_the_tasks_run_in() {
+        let session = Arc::new(session(50, 10, 5, Instant::now()));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let turns: Vec<Turn> = (0..6)
+            .map(|_| Turn {
+                ticket: session.tickets.fetch_add(1, Relaxed),
+                session: Arc::clone(&session),
+            })
+            .collect();
+        // Ticket 3 is abandoned before its turn (its handler never ran to completion).
+        let mut tasks = Vec::new();
+        for turn in turns.into_iter().rev() {
+            if turn.ticket == 3 {
+                drop(turn);
+                continue;
+            }
+            let order = Arc::clone(&order);
+            tasks.push(tokio::spawn(async move {
+                turn.wait().await;
+                order.lock().expect("lock").push(turn.ticket);
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert_eq!(*order.lock().expect("lock"), vec![0, 1, 2, 4, 5]);
+        assert_eq!(session.turns().serving, 6);
     }
 
     #[test]
