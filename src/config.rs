@@ -102,6 +102,7 @@ pub struct RawConfig {
     pub storage: RawStorage,
     pub logging: RawLogging,
     pub realtime: RawRealtime,
+    pub media: RawMedia,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +209,26 @@ pub struct RawS3 {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct RawMedia {
+    pub ice_servers: Vec<RawIceServer>,
+}
+
+/// One STUN/TURN server for the clients, as `[[media.ice_servers]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIceServer {
+    pub urls: Vec<String>,
+    pub username: Option<Text>,
+    pub credential: Option<Text>,
+    pub credential_file: Option<PathBuf>,
+    /// TURN REST API (coturn `use-auth-secret`): the shared secret.
+    pub secret: Option<Text>,
+    pub secret_file: Option<PathBuf>,
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawRealtime {
     pub ping_interval_seconds: Option<u64>,
     pub ping_timeout_seconds: Option<u64>,
@@ -248,6 +269,29 @@ pub struct Config {
     pub storage: StorageConfig,
     pub logging: LoggingConfig,
     pub realtime: RealtimeConfig,
+    /// STUN/TURN servers handed to clients in the join answer.
+    pub ice_servers: Vec<IceServer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub auth: IceAuth,
+}
+
+#[derive(Debug, Clone)]
+pub enum IceAuth {
+    None,
+    /// Fixed TURN credentials.
+    Static {
+        username: String,
+        credential: Secret,
+    },
+    /// Time-limited credentials from a secret shared with the TURN server (TURN REST API).
+    Rest {
+        secret: Secret,
+        ttl: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -689,6 +733,13 @@ impl Config {
             storage,
             logging: LoggingConfig { level, format },
             realtime: validate_realtime(&raw.realtime)?,
+            ice_servers: raw
+                .media
+                .ice_servers
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| validate_ice_server(i, s))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -768,6 +819,75 @@ impl RawStorage {
             None => "local".into(),
         }
     }
+}
+
+fn validate_ice_server(i: usize, raw: RawIceServer) -> Result<IceServer, ConfigError> {
+    let key = |k: &str| format!("media.ice_servers[{i}].{k}");
+    if raw.urls.is_empty() {
+        return Err(key_err(
+            &key("urls"),
+            "at least one stun:, stuns:, turn: or turns: URL",
+        ));
+    }
+    let mut turn = false;
+    for url in &raw.urls {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "stun" | "stuns" => {}
+            "turn" | "turns" => turn = true,
+            _ => {
+                return Err(key_err(
+                    &key("urls"),
+                    format!("`{url}`: expected stun:, stuns:, turn: or turns:"),
+                ));
+            }
+        }
+        if url.len() <= scheme.len() + 1 || url.chars().any(char::is_whitespace) {
+            return Err(key_err(&key("urls"), format!("`{url}` names no host")));
+        }
+    }
+    let credential = secret_or_file(
+        raw.credential,
+        raw.credential_file.as_deref(),
+        &key("credential"),
+    )?;
+    let secret = secret_or_file(raw.secret, raw.secret_file.as_deref(), &key("secret"))?;
+    let auth = match (raw.username, credential, secret) {
+        (None, None, None) => IceAuth::None,
+        (Some(u), Some(c), None) => IceAuth::Static {
+            username: u.0,
+            credential: c,
+        },
+        (None, None, Some(secret)) => {
+            let ttl = raw.ttl_seconds.unwrap_or(86_400);
+            if !(60..=7 * 86_400).contains(&ttl) {
+                return Err(key_err(
+                    &key("ttl_seconds"),
+                    "must be between 60 and 604800",
+                ));
+            }
+            IceAuth::Rest {
+                secret,
+                ttl: Duration::from_secs(ttl),
+            }
+        }
+        _ => {
+            return Err(key_err(
+                &key("username"),
+                "give `username` with `credential`, or `secret` alone (TURN REST API)",
+            ));
+        }
+    };
+    if turn && matches!(auth, IceAuth::None) {
+        return Err(key_err(
+            &key("credential"),
+            "a TURN server needs `username` and `credential`, or `secret`",
+        ));
+    }
+    Ok(IceServer {
+        urls: raw.urls,
+        auth,
+    })
 }
 
 fn validate_realtime(raw: &RawRealtime) -> Result<RealtimeConfig, ConfigError> {
@@ -1116,6 +1236,61 @@ mod tests {
         );
         assert!(matches!(c.storage, StorageConfig::S3(ref s) if s.bucket == "rec"));
         assert_eq!(format!("{:?}", c.auth.jwt_secret), "Some(***)");
+    }
+
+    #[test]
+    fn ice_servers_are_checked() {
+        let ok = Config::from_toml_str(
+            r#"
+            [[media.ice_servers]]
+            urls = ["stun:stun.example.org:3478"]
+            [[media.ice_servers]]
+            urls = ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"]
+            secret = "shared-with-coturn"
+            ttl_seconds = 3600
+            [[media.ice_servers]]
+            urls = ["turn:other.example.org"]
+            username = "meet"
+            credential = "pw"
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(ok.ice_servers.len(), 3);
+        assert!(
+            matches!(ok.ice_servers[1].auth, IceAuth::Rest { ttl, .. } if ttl.as_secs() == 3600)
+        );
+        for (toml, key) in [
+            ("urls = []", "media.ice_servers[0].urls"),
+            (r#"urls = ["http://x"]"#, "media.ice_servers[0].urls"),
+            (r#"urls = ["stun:"]"#, "media.ice_servers[0].urls"),
+            (
+                r#"urls = ["turn:t.example.org"]"#,
+                "media.ice_servers[0].credential",
+            ),
+            (
+                r#"urls = ["turn:t"]
+                username = "u""#,
+                "media.ice_servers[0].username",
+            ),
+            (
+                r#"urls = ["turn:t"]
+                username = "u"
+                credential = "c"
+                secret = "s""#,
+                "media.ice_servers[0].username",
+            ),
+            (
+                r#"urls = ["turn:t"]
+                secret = "s"
+                ttl_seconds = 10"#,
+                "media.ice_servers[0].ttl_seconds",
+            ),
+        ] {
+            let err = Config::from_toml_str(&format!("[[media.ice_servers]]\n{toml}"))
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the limits, and who may see or hear whom.
 
 pub mod access;
+pub mod ice;
 pub mod meetings;
 pub mod routing;
 pub mod speaker;

@@ -60,10 +60,13 @@ struct SwitchModeBody {
     participant_id: Option<String>,
 }
 
-fn joined(outcome: JoinOutcome) -> Response {
+/// The join answer, with the STUN/TURN servers (and this user's TURN credentials).
+fn joined(s: &HttpState, who: &Identity, outcome: JoinOutcome) -> Response {
+    let ice =
+        crate::domain::ice::for_user(&s.services.config.ice_servers, &who.id, s.services.now());
     super::json(
         StatusCode::OK,
-        &j!({"meeting": outcome.meeting, "participants": outcome.participants, "iceServers": []}),
+        &j!({"meeting": outcome.meeting, "participants": outcome.participants, "iceServers": ice}),
     )
 }
 
@@ -86,7 +89,9 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<JoinBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, b: JoinBody| async move {
-                answer(s.services.join_meeting(&who, &b.meeting_id).await, joined)
+                answer(s.services.join_meeting(&who, &b.meeting_id).await, |o| {
+                    joined(&s, &who, o)
+                })
             },
         );
     let join_path = warp::path!("api" / "meetings" / String / "join")
@@ -96,7 +101,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and_then(
             |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: PathForm| async move {
                 let result = b.then(&id, s.services.join_meeting(&who, &id)).await;
-                answer(result, joined)
+                answer(result, |o| joined(&s, &who, o))
             },
         );
     let leave = warp::path!("api" / "meetings" / String / "leave")

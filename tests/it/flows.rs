@@ -539,3 +539,40 @@ async fn path_forms_take_the_originals_body_and_leaving_an_ended_meeting_succeed
     let r = t.get("/api/admin/meetings?status=ended", &t.admin).await;
     assert_eq!(r.expect(200)["count"], 2);
 }
+
+#[tokio::test]
+async fn the_join_answer_carries_the_configured_ice_servers() {
+    use meet::config::{IceAuth, IceServer, Secret};
+    let t = TestServer::start_with(|c| {
+        c.ice_servers = vec![
+            IceServer {
+                urls: vec!["stun:stun.example.org:3478".into()],
+                auth: IceAuth::None,
+            },
+            IceServer {
+                urls: vec!["turn:turn.example.org:3478".into()],
+                auth: IceAuth::Rest {
+                    secret: Secret::new("north-secret"),
+                    ttl: std::time::Duration::from_secs(86_400),
+                },
+            },
+        ];
+    })
+    .await;
+    let (host_id, host) = t.host("ice-host").await;
+    let meeting = t.meeting(&host, "ICE").await;
+    let r = t
+        .post(&format!("/api/meetings/{meeting}/join"), &host, json!({}))
+        .await;
+    let ice = r.expect(200)["iceServers"].clone();
+    assert_eq!(ice[0], json!({"urls": ["stun:stun.example.org:3478"]}));
+    // The test clock starts at 2026-03-02T09:00:00Z: credentials expire a day later.
+    let username = format!("1772528400:{host_id}");
+    assert_eq!(ice[1]["username"], json!(username));
+    assert_eq!(
+        ice[1]["credential"].as_str().map(str::len),
+        Some(28),
+        "base64 of an HMAC-SHA1"
+    );
+    assert_eq!(ice[1]["urls"], json!(["turn:turn.example.org:3478"]));
+}
