@@ -404,3 +404,78 @@ fn admin_without_a_server_or_data_says_so() {
     );
     assert!(!data.exists(), "an offline command creates nothing");
 }
+
+/// The control socket is 0600, and even when its mode is opened up, a peer that is neither root
+/// nor the server's user is refused by its credentials (SO_PEERCRED).
+#[test]
+fn the_control_socket_refuses_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    if !Path::new("/usr/bin/setpriv").exists() || not_root() {
+        eprintln!("skipped: needs root and setpriv to act as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = data_dir(&dir);
+    let server = Process::serve(&data);
+    for p in [dir.path(), data.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(
+        data.join("meet.sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .expect("chmod socket");
+    let mut cmd = base_command(&data);
+    let out = cmd
+        .env_remove("MEET_AUTH__ADMIN_PASSWORD")
+        .args(["admin", "host", "list"])
+        .stdin(Stdio::null())
+        .output_as("65534");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("only root or the server's user"),
+        "the server refused the foreign uid: {stderr}"
+    );
+    // Root (the socket's owner here) still gets in.
+    let out = meet(&data, &["admin", "host", "list", "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+}
+
+fn not_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() != "0")
+        .unwrap_or(true)
+}
+
+trait OutputAs {
+    /// Runs the command as another user (uid and gid), through `setpriv`.
+    fn output_as(&mut self, id: &str) -> Output;
+}
+
+impl OutputAs for Command {
+    fn output_as(&mut self, id: &str) -> Output {
+        let mut wrapped = Command::new("/usr/bin/setpriv");
+        wrapped
+            .args([
+                &format!("--reuid={id}"),
+                &format!("--regid={id}"),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(self.get_program())
+            .args(self.get_args())
+            .env_clear()
+            .envs(self.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv runs")
+    }
+}
