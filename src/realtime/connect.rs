@@ -97,28 +97,17 @@ pub async fn authenticate(
         .await
         .map_err(|e| refuse(&e.to_string()))?;
     let session = Arc::new(Session::new(user, &hub.config, Instant::now()));
-    let (meeting_id, mode, participants) = match creds.meeting_id.as_deref() {
-        Some(m) if !m.is_empty() => {
-            let joined = enter(&hub, &s, &session, m)
-                .await
-                .map_err(|e| refuse(&e.to_string()))?;
-            (
-                json!(joined["meetingId"]),
-                json!(joined["mode"]),
-                json!(joined["participants"]),
-            )
-        }
-        _ => (Value::Null, Value::Null, json!([])),
+    let mut ack = match creds.meeting_id.as_deref() {
+        Some(m) if !m.is_empty() => enter(&hub, &s, &session, m)
+            .await
+            .map_err(|e| refuse(&e.to_string()))?,
+        _ => json!({"meetingId": null, "mode": null, "participants": []}),
     };
-    session.set_ack(json!({
-        "status": "connected",
-        "socketId": s.id.to_string(),
-        "userId": session.user.id,
-        "role": session.user.role,
-        "meetingId": meeting_id,
-        "mode": mode,
-        "participants": participants,
-    }));
+    ack["status"] = json!("connected");
+    ack["socketId"] = json!(s.id.to_string());
+    ack["userId"] = json!(session.user.id);
+    ack["role"] = json!(session.user.role);
+    session.set_ack(ack);
     s.extensions.insert(Arc::clone(&session));
     // Registered before the CONNECT packet goes out, so no early event is lost.
     super::events::register(&s);

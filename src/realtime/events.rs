@@ -81,19 +81,11 @@ async fn join_meeting(
     let result = async {
         let session = session(&s)?;
         let MeetingRef { meeting_id } = payload(data)?;
-        if session.meeting().as_deref() == Some(meeting_id.as_str()) {
-            let (meeting, _) = hub.services.route_state(&meeting_id).await?;
-            let participants = hub
-                .services
-                .participants(&session.user, &meeting_id)
-                .await?;
-            let online: Vec<_> = participants.into_iter().filter(|p| p.online).collect();
-            return Ok(
-                json!({"meetingId": meeting.id, "mode": meeting.mode, "participants": online}),
-            );
+        // One meeting per socket: joining another leaves the current one. Joining the same
+        // one again is a rejoin (no write) and answers the same way.
+        if session.meeting().as_deref() != Some(meeting_id.as_str()) {
+            connect::leave(&hub, &s, &session, Release::Now).await;
         }
-        // One meeting per socket: joining another leaves the current one.
-        connect::leave(&hub, &s, &session, Release::Now).await;
         connect::enter(&hub, &s, &session, &meeting_id).await
     }
     .await;

@@ -65,15 +65,6 @@ impl Stats {
         self.sockets.load(Relaxed)
     }
 
-    /// Audio frames not delivered because the receiver's queue was full.
-    pub fn audio_dropped(&self) -> u64 {
-        self.audio_dropped.load(Relaxed)
-    }
-
-    pub fn audio_delivered(&self) -> u64 {
-        self.audio_delivered.load(Relaxed)
-    }
-
     pub fn render(&self, out: &mut String) {
         let _ = writeln!(
             out,
@@ -193,7 +184,6 @@ impl Hub {
 /// The running realtime layer.
 pub struct Realtime {
     pub hub: Arc<Hub>,
-    pub io: SocketIo,
     layer: SocketIoLayer,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -231,14 +221,14 @@ impl Realtime {
             )
             .with_state(Arc::clone(&hub))
             .build_layer();
-        let _ = hub.io.set(io.clone());
-        io.ns("/", connect::on_connect.with(connect::authenticate));
+        let _ = hub.io.set(io);
+        hub.io()
+            .ns("/", connect::on_connect.with(connect::authenticate));
 
         let events = tokio::spawn(run_events(Arc::clone(&hub), services.subscribe()));
         let pings = tokio::spawn(run_pings(Arc::clone(&hub)));
         Self {
             hub,
-            io,
             layer,
             tasks: vec![events, pings],
         }
@@ -252,7 +242,7 @@ impl Realtime {
     /// not released: clients reconnect to the next start, which clears stale seats.
     pub async fn close(self) {
         let _ = self.hub.stop.send(true);
-        self.io.close().await;
+        self.hub.io().close().await;
         for t in self.tasks {
             t.abort();
         }

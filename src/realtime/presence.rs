@@ -148,7 +148,8 @@ impl Presence {
     }
 
     /// Live meetings and sockets in them.
-    pub fn counts(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn counts(&self) -> (usize, usize) {
         let rooms = self.lock();
         (rooms.len(), rooms.values().map(|r| r.sockets).sum())
     }
