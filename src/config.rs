@@ -211,6 +211,15 @@ pub struct RawS3 {
 #[serde(deny_unknown_fields, default)]
 pub struct RawMedia {
     pub ice_servers: Vec<RawIceServer>,
+    pub bind: Option<Vec<String>>,
+    pub public_ip: Option<String>,
+    pub udp_port_min: Option<u16>,
+    pub udp_port_max: Option<u16>,
+    pub ice_disconnected_timeout_ms: Option<u64>,
+    pub ice_failed_timeout_ms: Option<u64>,
+    pub ice_keepalive_interval_ms: Option<u64>,
+    pub answer_timeout_ms: Option<u64>,
+    pub stats_interval_ms: Option<u64>,
 }
 
 /// One STUN/TURN server for the clients, as `[[media.ice_servers]]`.
@@ -271,6 +280,26 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     /// STUN/TURN servers handed to clients in the join answer.
     pub ice_servers: Vec<IceServer>,
+    pub media: MediaConfig,
+}
+
+/// The SFU's network and timers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// Addresses the peer connections' UDP sockets bind to (`0.0.0.0` = every interface).
+    pub bind: Vec<std::net::IpAddr>,
+    /// Announced instead of the bound address in host candidates (1:1 NAT).
+    pub public_ip: Option<std::net::IpAddr>,
+    /// The UDP ports peer connections take, one per connection (and bound address).
+    pub udp_ports: std::ops::RangeInclusive<u16>,
+    /// ICE: no packet for this long → disconnected; then this long more → failed (and closed).
+    pub ice_disconnected_timeout: Duration,
+    pub ice_failed_timeout: Duration,
+    pub ice_keepalive_interval: Duration,
+    /// A server offer not answered within this long closes the peer.
+    pub answer_timeout: Duration,
+    /// How often loss, jitter and RTT are sampled from each peer.
+    pub stats_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -467,6 +496,11 @@ impl Config {
         // Fast hashing for tests; production keeps argon2's recommended cost.
         config.auth.argon2_memory_kib = 1024;
         config.auth.argon2_iterations = 1;
+        // Peer connections on loopback, in a range of their own (tests run in parallel; a
+        // port another test holds is skipped anyway).
+        config.media.bind = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        let base = 20_000 + 200 * rand::random_range(0u16..150);
+        config.media.udp_ports = base..=base + 199;
         config
     }
 
@@ -733,6 +767,7 @@ impl Config {
             storage,
             logging: LoggingConfig { level, format },
             realtime: validate_realtime(&raw.realtime)?,
+            media: validate_media(&raw.media)?,
             ice_servers: raw
                 .media
                 .ice_servers
@@ -887,6 +922,90 @@ fn validate_ice_server(i: usize, raw: RawIceServer) -> Result<IceServer, ConfigE
     Ok(IceServer {
         urls: raw.urls,
         auth,
+    })
+}
+
+fn validate_media(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
+    let ip = |key: &str, v: &str| {
+        v.trim()
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| key_err(key, format!("`{v}` is not an IP address")))
+    };
+    let bind = match &raw.bind {
+        None => vec![std::net::IpAddr::from([0, 0, 0, 0])],
+        Some(list) if list.is_empty() => {
+            return Err(key_err("media.bind", "needs at least one address"));
+        }
+        Some(list) => list
+            .iter()
+            .map(|v| ip("media.bind", v))
+            .collect::<Result<_, _>>()?,
+    };
+    let public_ip = match raw.public_ip.as_deref() {
+        None | Some("") => None,
+        Some(v) => {
+            let addr = ip("media.public_ip", v)?;
+            if addr.is_unspecified() {
+                return Err(key_err("media.public_ip", "must be a concrete address"));
+            }
+            Some(addr)
+        }
+    };
+    let min = raw.udp_port_min.unwrap_or(40_000);
+    let max = raw.udp_port_max.unwrap_or(40_999);
+    if min == 0 || min > max {
+        return Err(key_err(
+            "media.udp_port_min",
+            format!("the range {min}..={max} is empty (1 <= udp_port_min <= udp_port_max)"),
+        ));
+    }
+    let ms = |v: Option<u64>, default: u64, key: &str, lo: u64, hi: u64| {
+        let v = v.unwrap_or(default);
+        if (lo..=hi).contains(&v) {
+            Ok(Duration::from_millis(v))
+        } else {
+            Err(key_err(key, format!("must be between {lo} and {hi}")))
+        }
+    };
+    Ok(MediaConfig {
+        bind,
+        public_ip,
+        udp_ports: min..=max,
+        ice_disconnected_timeout: ms(
+            raw.ice_disconnected_timeout_ms,
+            5_000,
+            "media.ice_disconnected_timeout_ms",
+            200,
+            120_000,
+        )?,
+        ice_failed_timeout: ms(
+            raw.ice_failed_timeout_ms,
+            10_000,
+            "media.ice_failed_timeout_ms",
+            200,
+            600_000,
+        )?,
+        ice_keepalive_interval: ms(
+            raw.ice_keepalive_interval_ms,
+            2_000,
+            "media.ice_keepalive_interval_ms",
+            100,
+            60_000,
+        )?,
+        answer_timeout: ms(
+            raw.answer_timeout_ms,
+            15_000,
+            "media.answer_timeout_ms",
+            500,
+            120_000,
+        )?,
+        stats_interval: ms(
+            raw.stats_interval_ms,
+            5_000,
+            "media.stats_interval_ms",
+            200,
+            600_000,
+        )?,
     })
 }
 

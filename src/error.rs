@@ -51,6 +51,9 @@ pub enum Error {
     Database(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// 503: a resource of this server is exhausted for now (e.g. the SFU's UDP ports).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod media;
 pub mod realtime;
 pub mod service;
 pub mod storage;

@@ -124,6 +124,9 @@ impl From<Error> for ApiError {
                 Self::new(S::NOT_FOUND, "not_found", format!("{what} not found"))
             }
             Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
+            Error::Unavailable { code, message } => {
+                Self::new(S::SERVICE_UNAVAILABLE, code, message)
+            }
             Error::DailyLimit(n) => Self::new(
                 S::TOO_MANY_REQUESTS,
                 "daily_meeting_limit",

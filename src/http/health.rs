@@ -97,6 +97,14 @@ async fn render_metrics(s: &HttpState) -> Response {
     let mut out = String::with_capacity(2048);
     s.metrics.render(&mut out);
     s.realtime.stats.render(&mut out);
+    s.realtime.media.stats().render(&mut out);
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let _ = writeln!(
+        out,
+        "# HELP meet_runtime_alive_tasks Tasks alive in the server's runtime\n# TYPE meet_runtime_alive_tasks gauge\nmeet_runtime_alive_tasks {tasks}"
+    );
     if let Ok(stats) = s.services.stats().await {
         for (name, help, v) in [
             ("meet_hosts", "Host accounts.", stats.hosts),

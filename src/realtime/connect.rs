@@ -152,7 +152,7 @@ pub async fn enter(
         hub.presence.detach(&id, &user.id, s.id);
         return Err(Error::conflict("meeting_ended", "This meeting has ended"));
     }
-    hub.presence.with_room(&id, |r| r.route = route);
+    hub.update_room(&id, |r| r.route = route);
     s.join([meeting_room(&id), user_room(&id, &user.id)]);
     session.set_meeting(Some(id.as_str().into()));
     Ok(json!({
@@ -180,6 +180,7 @@ pub async fn leave(hub: &Arc<Hub>, s: &SocketRef, session: &Session, release: Re
     };
     let user = &session.user.id;
     s.leave([meeting_room(&meeting), user_room(&meeting, user)]);
+    hub.media.leave(&meeting, user, Some(&s.id.to_string()));
     if hub.presence.detach(&meeting, user, s.id) != super::presence::Detached::LastSocket {
         return;
     }

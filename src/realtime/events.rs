@@ -24,6 +24,7 @@ pub fn register(s: &SocketRef) {
     s.on("mute-participant", mute_participant);
     s.on("unmute-participant", unmute_participant);
     s.on("pong", pong);
+    s.on("webrtc-signal", super::signal::webrtc_signal);
     s.on_fallback(unknown_event);
     s.on_disconnect(connect::on_disconnect);
 }
@@ -216,13 +217,9 @@ async fn pong(
 }
 
 async fn unknown_event(Event(name): Event, ack: AckSender) {
-    let message = if name == "webrtc-signal" {
-        "WebRTC signalling is not available on this server yet".to_owned()
-    } else {
-        format!(
-            "Unknown event `{}`",
-            name.chars().take(64).collect::<String>()
-        )
-    };
+    let message = format!(
+        "Unknown event `{}`",
+        name.chars().take(64).collect::<String>()
+    );
     let _ = ack.send(&json!({"ok": false, "code": "unknown_event", "message": message}));
 }

@@ -2,7 +2,8 @@
 //! the audio relay, and the meeting events the service announces, turned into socket events.
 //!
 //! `connect` authenticates and joins at connect time, `events` handles the control events,
-//! `relay` the audio, `presence` keeps who is connected where, `session` what one socket carries.
+//! `relay` the audio, `presence` keeps who is connected where, `session` what one socket carries,
+//! `signal` passes WebRTC signalling between sockets and the SFU (`crate::media`).
 
 mod connect;
 mod events;
@@ -10,6 +11,7 @@ pub mod pcm;
 mod presence;
 mod relay;
 mod session;
+mod signal;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +27,8 @@ use tokio::task::JoinHandle;
 
 use self::presence::Presence;
 use crate::config::RealtimeConfig;
+use crate::domain::routing::RouteState;
+use crate::media::Sfu;
 use crate::service::{MeetingEvent, Services};
 
 /// Engine.IO packets (and polling bodies) may be this large: a 64 KiB audio message in base64
@@ -128,6 +132,8 @@ pub struct Hub {
     pub config: RealtimeConfig,
     pub presence: Presence,
     pub stats: Stats,
+    /// The SFU: WebRTC peers of this server's participants.
+    pub media: Sfu,
     io: OnceLock<SocketIo>,
     stop: watch::Sender<bool>,
 }
@@ -163,6 +169,23 @@ impl Hub {
         });
     }
 
+    /// Changes a live meeting's routing state (and whatever else of the room) and hands the
+    /// new state to the SFU, so the relay and the forwarded packets follow it alike.
+    fn update_room(&self, meeting: &str, f: impl FnOnce(&mut presence::Room)) {
+        let route = self.presence.with_room(meeting, |r| {
+            f(r);
+            r.route.clone()
+        });
+        if let Some(route) = route {
+            self.media.set_route(meeting, &route);
+        }
+    }
+
+    /// A live meeting's routing state.
+    fn route(&self, meeting: &str) -> Option<RouteState> {
+        self.presence.with_room(meeting, |r| r.route.clone())
+    }
+
     /// Releases a user's seat when none of their sockets came back within `delay`.
     fn release_unless_back(self: &Arc<Self>, meeting: Arc<str>, user: String, delay: Duration) {
         let hub = Arc::clone(self);
@@ -194,7 +217,9 @@ impl Realtime {
     pub fn start(services: Arc<Services>) -> Self {
         let config = services.config.realtime.clone();
         let (stop, _) = watch::channel(false);
+        let (media, media_events) = Sfu::start(services.config.media.clone());
         let hub = Arc::new(Hub {
+            media,
             presence: Presence::new(config.active_speaker_interval),
             stats: Stats::default(),
             io: OnceLock::new(),
@@ -227,10 +252,11 @@ impl Realtime {
 
         let events = tokio::spawn(run_events(Arc::clone(&hub), services.subscribe()));
         let pings = tokio::spawn(run_pings(Arc::clone(&hub)));
+        let media = tokio::spawn(signal::run_media_events(Arc::clone(&hub), media_events));
         Self {
             hub,
             layer,
-            tasks: vec![events, pings],
+            tasks: vec![events, pings, media],
         }
     }
 
@@ -242,6 +268,7 @@ impl Realtime {
     /// not released: clients reconnect to the next start, which clears stale seats.
     pub async fn close(self) {
         let _ = self.hub.stop.send(true);
+        self.hub.media.close().await;
         self.hub.io().close().await;
         for t in self.tasks {
             t.abort();
@@ -313,8 +340,7 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
             }
         }
         MeetingEvent::ModeChanged { meeting } => {
-            hub.presence
-                .with_room(&meeting.id, |r| r.route.set_mode(&meeting));
+            hub.update_room(&meeting.id, |r| r.route.set_mode(&meeting));
             let body = json!({
                 "meetingId": meeting.id, "mode": meeting.mode, "isPrivate": meeting.is_private,
                 "participantId": meeting.private_participant_id, "hostId": meeting.host_id,
@@ -329,7 +355,7 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
             user_id,
             muted,
         } => {
-            hub.presence.with_room(&meeting_id, |r| {
+            hub.update_room(&meeting_id, |r| {
                 if muted {
                     r.route.muted.insert(user_id.clone());
                     r.speaker.forget(&user_id);
@@ -357,6 +383,7 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
                 .within(meeting_room(&meeting.id))
                 .emit("meeting-ended", &body)
                 .await;
+            hub.media.end(&meeting.id).await;
             for sid in hub.presence.remove_room(&meeting.id) {
                 hub.close_socket(sid);
             }
@@ -369,7 +396,7 @@ async fn resync(hub: &Arc<Hub>) {
     for id in hub.presence.meetings() {
         match hub.services.route_state(&id).await {
             Ok((meeting, route)) if meeting.status.is_open() => {
-                hub.presence.with_room(&id, |r| r.route = route);
+                hub.update_room(&id, |r| r.route = route);
             }
             Ok((meeting, _)) => {
                 Box::pin(on_event(

@@ -23,6 +23,8 @@ pub enum Kind {
     Node,
     NodeWebsocket,
     Python,
+    /// `rtc_py.py`: python-socketio plus an aiortc peer connection (see `crate::rtc`).
+    Aiortc,
 }
 
 pub const ALL: [Kind; 3] = [Kind::Node, Kind::NodeWebsocket, Kind::Python];
@@ -56,6 +58,11 @@ fn clients_dir() -> PathBuf {
 
 impl Client {
     pub async fn spawn(kind: Kind) -> Self {
+        Self::spawn_with(kind, &[]).await
+    }
+
+    /// A client process with extra command-line arguments.
+    pub async fn spawn_with(kind: Kind, args: &[&str]) -> Self {
         let dir = clients_dir();
         let mut cmd = match kind {
             Kind::Node | Kind::NodeWebsocket => {
@@ -67,17 +74,22 @@ impl Client {
                 c.arg(dir.join("sio-node.mjs"));
                 c
             }
-            Kind::Python => {
+            Kind::Python | Kind::Aiortc => {
                 let python = dir.join("../.venv/bin/python");
                 assert!(
                     python.exists(),
-                    "tests/.venv is missing: run tests/run (it installs python-socketio)"
+                    "tests/.venv is missing: run tests/run (it installs python-socketio and aiortc)"
                 );
                 let mut c = Command::new(python);
-                c.arg(dir.join("sio_py.py"));
+                c.arg(dir.join(if kind == Kind::Python {
+                    "sio_py.py"
+                } else {
+                    "rtc_py.py"
+                }));
                 c
             }
         };
+        cmd.args(args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -113,7 +125,8 @@ impl Client {
         }
     }
 
-    async fn send(&mut self, cmd: Value) {
+    /// Writes one command line to the client.
+    pub async fn send(&mut self, cmd: Value) {
         let mut line = cmd.to_string();
         line.push('\n');
         self.stdin
@@ -161,6 +174,7 @@ impl Client {
             Kind::NodeWebsocket => cmd["transports"] = json!(["websocket"]),
             Kind::Python => cmd["transports"] = json!(["websocket"]),
             Kind::Node => {}
+            Kind::Aiortc => unreachable!("rtc_py.py connects from its arguments"),
         }
         self.send(cmd).await;
         let first = self
@@ -196,6 +210,11 @@ impl Client {
 
     pub async fn disconnect(&mut self) {
         self.send(json!({"op": "disconnect"})).await;
+    }
+
+    /// The client's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
     }
 
     /// Kills the client process: its connection drops without a goodbye.
@@ -257,6 +276,14 @@ impl Client {
             .await
             .unwrap_or_else(|| panic!("{:?}: still connected", self.kind));
         v["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The next line the client printed (kept ones first); `None` once the client is gone.
+    pub async fn next_line(&mut self) -> Option<Value> {
+        if let Some(v) = self.seen.pop_front() {
+            return Some(v);
+        }
+        self.lines.recv().await
     }
 
     /// Forgets every event received so far.

@@ -1,0 +1,280 @@
+//! The SFU: one WebRTC peer connection per participant (Opus only), each speaker's RTP
+//! forwarded to every participant the routing rule lets hear them.
+//!
+//! The rest of the server sees a narrow interface: commands in ([`Sfu`]: offer, answer,
+//! candidate, leave, route, end), events out ([`MediaEvent`]: signals for a socket, audio
+//! levels), and counters ([`MediaStats`]). Inside: a task per meeting ([`room`]) that owns
+//! peers and legs, a task per peer connection ([`peer`]), and a publisher task per speaker
+//! that forwards packets. Nothing of the `webrtc` crate leaks out, so another engine (one
+//! socket on the sans-IO core, with batched sends) can replace this one behind the same
+//! interface.
+
+pub mod engine;
+mod peer;
+mod ports;
+mod room;
+pub mod rtp;
+pub mod sdp;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use stats::{MediaStats, ParticipantSnapshot, PeerStats};
+
+use crate::config::MediaConfig;
+use crate::domain::routing::RouteState;
+use ports::PortAllocator;
+use room::RoomCmd;
+
+/// A `webrtc-signal` payload's `signal`, either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Signal {
+    Offer { sdp: String },
+    Answer { sdp: String },
+    Candidate { candidate: Candidate },
+}
+
+/// An ICE candidate as the browser's `RTCIceCandidateInit`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub candidate: String,
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    #[serde(rename = "sdpMLineIndex", default)]
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// What the SFU tells the rest of the server.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// A signal for the client socket `owner` (the socket that made the connection's offer).
+    Signal { owner: String, signal: Signal },
+    /// Speakers' loudest levels (0..=1) over the last 100 ms, for `active-speaker`.
+    Levels {
+        meeting: Arc<str>,
+        levels: Vec<(Arc<str>, f32)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("{0}")]
+    BadSignal(String),
+    #[error("There is no WebRTC connection of this socket to signal to; send an offer first")]
+    NoPeer,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("This meeting has ended")]
+    Ended,
+}
+
+/// What rooms and peers share.
+pub struct Shared {
+    config: MediaConfig,
+    ports: Arc<PortAllocator>,
+    stats: Arc<MediaStats>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    generation: AtomicU64,
+}
+
+impl Shared {
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Relaxed) + 1
+    }
+}
+
+/// The SFU's handle.
+pub struct Sfu {
+    shared: Arc<Shared>,
+    rooms: Mutex<HashMap<String, mpsc::UnboundedSender<RoomCmd>>>,
+    sampler: JoinHandle<()>,
+}
+
+impl Sfu {
+    /// Starts the SFU; its events come out of the returned receiver.
+    pub fn start(config: MediaConfig) -> (Self, mpsc::UnboundedReceiver<MediaEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            ports: PortAllocator::new(config.udp_ports.clone()),
+            config,
+            stats: Arc::new(MediaStats::default()),
+            events,
+            generation: AtomicU64::new(0),
+        });
+        let sampler = tokio::spawn(sample_rates(Arc::clone(&shared)));
+        let sfu = Self {
+            shared,
+            rooms: Mutex::new(HashMap::new()),
+            sampler,
+        };
+        (sfu, rx)
+    }
+
+    pub fn stats(&self) -> &MediaStats {
+        &self.shared.stats
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<RoomCmd>>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn room(&self, meeting: &str) -> Option<mpsc::UnboundedSender<RoomCmd>> {
+        self.rooms().get(meeting).cloned()
+    }
+
+    /// The client's first offer (a new connection for the user, replacing any earlier one);
+    /// returns the answer. `route` gives the meeting's routing state if the room is new: it
+    /// is read under the SFU's lock, so a concurrent [`Sfu::set_route`] is never lost.
+    pub async fn offer(
+        &self,
+        meeting: &str,
+        user: &str,
+        owner: &str,
+        sdp: String,
+        route: impl FnOnce() -> Option<RouteState>,
+    ) -> Result<String, MediaError> {
+        let (reply, answer) = oneshot::channel();
+        let cmd = RoomCmd::Offer {
+            user: user.into(),
+            owner: owner.to_owned(),
+            sdp,
+            reply,
+        };
+        {
+            let mut rooms = self.rooms();
+            let tx = match rooms.get(meeting) {
+                Some(tx) if !tx.is_closed() => tx.clone(),
+                _ => {
+                    let route = route().ok_or(MediaError::Ended)?;
+                    let tx = room::spawn(meeting.into(), Arc::clone(&self.shared), route);
+                    rooms.insert(meeting.to_owned(), tx.clone());
+                    tx
+                }
+            };
+            tx.send(cmd).map_err(|_| MediaError::Ended)?;
+        }
+        answer.await.unwrap_or(Err(MediaError::Ended))
+    }
+
+    /// The client's answer to the server's offer.
+    pub async fn answer(
+        &self,
+        meeting: &str,
+        user: &str,
+        owner: &str,
+        sdp: String,
+    ) -> Result<(), MediaError> {
+        let (reply, done) = oneshot::channel();
+        self.ask(
+            meeting,
+            RoomCmd::Answer {
+                user: user.into(),
+                owner: owner.to_owned(),
+                sdp,
+                reply,
+            },
+        )?;
+        done.await.unwrap_or(Err(MediaError::NoPeer))
+    }
+
+    /// A trickled candidate of the client.
+    pub async fn candidate(
+        &self,
+        meeting: &str,
+        user: &str,
+        owner: &str,
+        candidate: Candidate,
+    ) -> Result<(), MediaError> {
+        let (reply, done) = oneshot::channel();
+        self.ask(
+            meeting,
+            RoomCmd::Candidate {
+                user: user.into(),
+                owner: owner.to_owned(),
+                candidate,
+                reply,
+            },
+        )?;
+        done.await.unwrap_or(Err(MediaError::NoPeer))
+    }
+
+    fn ask(&self, meeting: &str, cmd: RoomCmd) -> Result<(), MediaError> {
+        self.room(meeting)
+            .ok_or(MediaError::NoPeer)?
+            .send(cmd)
+            .map_err(|_| MediaError::NoPeer)
+    }
+
+    /// The socket `owner` of `user` left the meeting: its connection closes.
+    pub fn leave(&self, meeting: &str, user: &str, owner: Option<&str>) {
+        if let Some(tx) = self.room(meeting) {
+            let _ = tx.send(RoomCmd::Leave {
+                user: user.into(),
+                owner: owner.map(str::to_owned),
+            });
+        }
+    }
+
+    /// The meeting's mode or mutes changed: applies to the next packet.
+    pub fn set_route(&self, meeting: &str, route: &RouteState) {
+        if let Some(tx) = self.rooms().get(meeting) {
+            let _ = tx.send(RoomCmd::Route(route.clone()));
+        }
+    }
+
+    /// The meeting ended: every connection in it closes.
+    pub async fn end(&self, meeting: &str) {
+        let tx = self.rooms().remove(meeting);
+        if let Some(tx) = tx {
+            let (done, closed) = oneshot::channel();
+            if tx.send(RoomCmd::End(done)).is_ok() {
+                let _ = closed.await;
+            }
+        }
+    }
+
+    /// Closes every connection (server shutdown).
+    pub async fn close(&self) {
+        let rooms: Vec<_> = self.rooms().drain().collect();
+        let mut waits = Vec::new();
+        for (_, tx) in rooms {
+            let (done, closed) = oneshot::channel();
+            if tx.send(RoomCmd::End(done)).is_ok() {
+                waits.push(closed);
+            }
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+        self.sampler.abort();
+    }
+}
+
+/// Forwarded packets per second, and the ports held, once a second.
+async fn sample_rates(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = (tokio::time::Instant::now(), 0u64);
+    loop {
+        tick.tick().await;
+        let now = tokio::time::Instant::now();
+        let total = shared.stats.forwarded_packets.load(Relaxed);
+        let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
+        let rate = (total.saturating_sub(last.1) as f64 / secs).round() as u64;
+        shared.stats.forwarded_per_second.store(rate, Relaxed);
+        shared
+            .stats
+            .ports_leased
+            .store(shared.ports.leased() as u64, Relaxed);
+        last = (now, total);
+    }
+}

@@ -1,0 +1,621 @@
+//! The SFU with real WebRTC peers: `webrtc`-crate participants signalling through
+//! `socket.io-client`, and aiortc participants (Python) that send and decode real Opus.
+//! Who hears whom under broadcast, private mode and mutes; renegotiation as people come and
+//! go; bad signals; a peer that vanishes.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::TestServer;
+use crate::rtc::{Aiortc, Participant};
+use crate::sio::{AuthForm, Client, Kind};
+
+/// A host, `n` students and a meeting.
+struct Class {
+    server: TestServer,
+    host: (String, String),
+    students: Vec<(String, String)>,
+    meeting: String,
+}
+
+async fn class(n: usize, tweak: impl FnOnce(&mut meet::config::Config)) -> Class {
+    let server = TestServer::start_with(tweak).await;
+    let host = server.host("teacher").await;
+    let mut students = Vec::new();
+    for i in 0..n {
+        students.push(server.student(&host.1, &format!("student{i}")).await);
+    }
+    let meeting = server.meeting(&host.1, "Live class").await;
+    Class {
+        server,
+        host,
+        students,
+        meeting,
+    }
+}
+
+impl Class {
+    async fn join(&self, (id, token): &(String, String)) -> Participant {
+        Participant::join(&self.server.base, token, &self.meeting, id).await
+    }
+
+    async fn switch(&self, mode: &str, with: Option<&str>) {
+        self.server
+            .post(
+                "/api/meetings/switch-mode",
+                &self.host.1,
+                json!({"meetingId": self.meeting, "mode": mode, "participantId": with}),
+            )
+            .await
+            .expect(200);
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(self.server.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+/// A metric's value (the first line starting with `name`).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Waits until `cond` holds (checked every 50 ms), for at most `limit`.
+async fn until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+/// Packets each listener got from each speaker, by user id.
+fn counts(people: &[&Participant]) -> HashMap<(String, String), u64> {
+    let mut out = HashMap::new();
+    for listener in people {
+        for speaker in people {
+            out.insert(
+                (listener.user.clone(), speaker.user.clone()),
+                listener.packets_from(&speaker.user),
+            );
+        }
+    }
+    out
+}
+
+/// Over `wait`, which (listener, speaker) pairs got new packets.
+async fn flowing(people: &[&Participant], wait: Duration) -> Vec<(String, String)> {
+    let before = counts(people);
+    tokio::time::sleep(wait).await;
+    let after = counts(people);
+    let mut pairs: Vec<(String, String)> = after
+        .into_iter()
+        .filter(|(k, v)| *v > before.get(k).copied().unwrap_or(0))
+        .map(|(k, _)| k)
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+fn pairs(of: &[(&Participant, &Participant)]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = of
+        .iter()
+        .map(|(l, s)| (l.user.clone(), s.user.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
+    let c = class(2, |_| {}).await;
+    let host = c.join(&c.host).await;
+    let ana = c.join(&c.students[0]).await;
+    let ben = c.join(&c.students[1]).await;
+    let all = [&host, &ana, &ben];
+    let everyone = pairs(&[
+        (&host, &ana),
+        (&host, &ben),
+        (&ana, &host),
+        (&ana, &ben),
+        (&ben, &host),
+        (&ben, &ana),
+    ]);
+
+    // Broadcast: each hears the two others (one stream each, by MediaStream id = user id),
+    // never itself.
+    assert!(
+        until(Duration::from_secs(10), || all.iter().all(|l| all
+            .iter()
+            .all(|s| s.user == l.user || l.packets_from(&s.user) > 10)))
+        .await,
+        "not everyone hears everyone: {:?}",
+        counts(&all)
+    );
+    assert_eq!(flowing(&all, Duration::from_millis(500)).await, everyone);
+    for p in all {
+        assert_eq!(p.packets_from(&p.user), 0, "{} hears itself", p.user);
+        for (speaker, heard) in p.heard() {
+            assert_eq!(heard.ssrcs.len(), 1, "{} → {speaker}: {heard:?}", p.user);
+        }
+        // The server's offer: the client's microphone section and one per other participant.
+        assert!(p.offers.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    }
+
+    // Private mode with ana: only host ↔ ana; ben hears no one and no one hears ben. No
+    // renegotiation: the offers stay as they were.
+    let offers: Vec<usize> = all
+        .iter()
+        .map(|p| p.offers.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    c.switch("private", Some(&ana.user)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        flowing(&all, Duration::from_millis(600)).await,
+        pairs(&[(&host, &ana), (&ana, &host)])
+    );
+    // Back to broadcast: everything flows again.
+    c.switch("broadcast", None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(flowing(&all, Duration::from_millis(600)).await, everyone);
+    let after: Vec<usize> = all
+        .iter()
+        .map(|p| p.offers.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    assert_eq!(offers, after, "mode switches renegotiated");
+
+    // A server-side mute stops ana's packets within 100 ms, at every listener.
+    let asked = Instant::now();
+    let ack = host
+        .call("mute-participant", json!({"userId": ana.user}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for listener in [&host, &ben] {
+        let last = listener.last_from(&ana.user).expect("heard ana before");
+        let after_ms = last.saturating_duration_since(asked).as_millis();
+        assert!(
+            after_ms <= 100,
+            "{} still got ana's packets {after_ms} ms after the mute",
+            listener.user
+        );
+    }
+    assert_eq!(
+        flowing(&all, Duration::from_millis(500)).await,
+        pairs(&[(&host, &ben), (&ana, &host), (&ana, &ben), (&ben, &host)])
+    );
+    let ack = host
+        .call("unmute-participant", json!({"userId": ana.user}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(flowing(&all, Duration::from_millis(500)).await, everyone);
+
+    // Stats: per participant and for the server.
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_peers"), 3.0);
+    assert!(metric(&m, "meet_sfu_forwarded_packets_total") > 300.0);
+    for p in all {
+        let label = format!("{{meeting=\"{}\",user=\"{}\"}}", c.meeting, p.user);
+        let v = |name: &str| metric(&m, &format!("{name}{label}"));
+        assert!(v("meet_sfu_participant_packets_in_total") > 100.0, "{m}");
+        assert!(v("meet_sfu_participant_bytes_out_total") > 10_000.0, "{m}");
+        // The clients stamp −10 dBov: 10^(−10/20) ≈ 0.316.
+        let level = v("meet_sfu_participant_audio_level");
+        assert!((0.3..0.33).contains(&level), "level {level}");
+    }
+
+    for p in [host, ana, ben] {
+        p.leave().await;
+    }
+    let mut closed = false;
+    for _ in 0..50 {
+        let m = c.metrics().await;
+        if metric(&m, "meet_sfu_peers") == 0.0 && metric(&m, "meet_sfu_udp_ports_leased") == 0.0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "peers or ports left after everyone left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_peers_renegotiate_as_people_join_and_leave() {
+    let c = class(10, |_| {}).await;
+    let mut people = vec![c.join(&c.host).await];
+    for s in &c.students[..9] {
+        people.push(c.join(s).await);
+    }
+    let hears_all = |people: &[Participant]| {
+        people.iter().all(|l| {
+            people
+                .iter()
+                .all(|s| s.user == l.user || l.packets_from(&s.user) > 5)
+        })
+    };
+    assert!(
+        until(Duration::from_secs(20), || hears_all(&people)).await,
+        "ten peers do not all hear each other"
+    );
+    // Everyone's last offer: their microphone and nine speakers.
+    for p in &people {
+        assert_eq!(
+            p.sections.load(std::sync::atomic::Ordering::Relaxed),
+            10,
+            "{}",
+            p.user
+        );
+    }
+
+    // Three leave (their sockets close): the others get an offer without their streams, and
+    // nothing more of them.
+    let offers_before: Vec<usize> = people
+        .iter()
+        .map(|p| p.offers.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    let gone: Vec<Participant> = people.drain(7..).collect();
+    let gone_ids: Vec<String> = gone.iter().map(|p| p.user.clone()).collect();
+    for p in gone {
+        p.leave().await;
+    }
+    assert!(
+        until(Duration::from_secs(10), || people
+            .iter()
+            .zip(&offers_before)
+            .all(|(p, before)| p
+                .offers
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > *before))
+        .await,
+        "no renegotiation after three left"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let snapshot: Vec<Vec<u64>> = people
+        .iter()
+        .map(|p| gone_ids.iter().map(|g| p.packets_from(g)).collect())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (p, before) in people.iter().zip(&snapshot) {
+        let now: Vec<u64> = gone_ids.iter().map(|g| p.packets_from(g)).collect();
+        assert_eq!(&now, before, "{} still hears someone who left", p.user);
+    }
+    let remaining: Vec<&Participant> = people.iter().collect();
+    let flows = flowing(&remaining, Duration::from_millis(500)).await;
+    assert_eq!(
+        flows.len(),
+        7 * 6,
+        "the seven still hear each other: {flows:?}"
+    );
+
+    // A tenth person joins: everyone is offered their stream, and hears them.
+    let late = c.join(&c.students[9]).await;
+    assert!(
+        until(Duration::from_secs(10), || people
+            .iter()
+            .all(|p| p.packets_from(&late.user) > 5)
+            && people.iter().all(|p| late.packets_from(&p.user) > 5))
+        .await,
+        "the late joiner is not heard both ways"
+    );
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_peers"), 8.0);
+    late.leave().await;
+    for p in people {
+        p.leave().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_signals_get_error_acknowledgements() {
+    let c = class(1, |_| {}).await;
+    let mut s = Client::spawn(Kind::NodeWebsocket).await;
+    s.connect(&c.server.base, AuthForm::Object, &c.students[0].1, None)
+        .await
+        .expect("connects");
+    let call = |data: Value| (data,);
+    let (offer,) = call(json!({"signal": {"type": "offer", "sdp": "v=0\r\n"}}));
+    // Not in a meeting yet.
+    let ack = s.call("webrtc-signal", offer.clone()).await;
+    assert_eq!(ack["code"], "forbidden", "{ack}");
+    let joined = s
+        .call("join-meeting", json!({"meetingId": c.meeting}))
+        .await;
+    assert_eq!(joined["ok"], true, "{joined}");
+
+    let cases = [
+        (offer, "bad_request"),
+        (
+            json!({"signal": {"type": "offer", "sdp": ""}}),
+            "validation_failed",
+        ),
+        (
+            json!({"signal": {"type": "offer", "sdp": "x".repeat(200_000)}}),
+            "payload_too_large",
+        ),
+        (json!({"signal": {"type": "rollback"}}), "bad_request"),
+        (json!({"signal": "offer"}), "bad_request"),
+        (json!({}), "bad_request"),
+        (
+            json!({"signal": {"type": "answer", "sdp": "v=0\r\n"}}),
+            "no_peer_connection",
+        ),
+        (
+            json!({"signal": {"type": "candidate", "candidate": {"candidate": "x".repeat(2000)}}}),
+            "validation_failed",
+        ),
+    ];
+    for (data, code) in cases {
+        let ack = s.call("webrtc-signal", data.clone()).await;
+        assert_eq!(ack["ok"], false, "{data}: {ack}");
+        assert_eq!(ack["code"], code, "{ack}");
+        assert!(ack["message"].is_string(), "{ack}");
+    }
+    // A candidate before the offer is kept for it.
+    let ack = s
+        .call(
+            "webrtc-signal",
+            json!({"signal": {"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    // The server is still well: no peer was left behind.
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_peers"), 0.0);
+    assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 0.0);
+}
+
+/// Who each aiortc listener hears right now: speaker → dominant frequency, for the speakers
+/// whose decoded audio over the last 0.5 s is loud (RMS > 500 on the Int16 scale) and fresh.
+async fn tones(listener: &mut Aiortc) -> HashMap<String, f64> {
+    let stats = listener.stats().await;
+    let mut out = HashMap::new();
+    if let Some(users) = stats.as_object() {
+        for (user, s) in users {
+            let fresh = s["since_audible"].as_f64().is_some_and(|t| t < 0.3);
+            if fresh && s["rms"].as_f64().unwrap_or(0.0) > 500.0 {
+                out.insert(user.clone(), s["freq"].as_f64().unwrap_or(0.0));
+            }
+        }
+    }
+    out
+}
+
+/// Waits until every listener hears exactly `expected[listener]` (speaker → tone, ±20 Hz).
+async fn hear_exactly(
+    people: &mut [&mut Aiortc],
+    expected: &HashMap<String, Vec<(String, f64)>>,
+    limit: Duration,
+) {
+    let end = Instant::now() + limit;
+    loop {
+        let mut wrong = Vec::new();
+        for p in people.iter_mut() {
+            let got = tones(p).await;
+            let want = &expected[&p.user];
+            let ok = got.len() == want.len()
+                && want
+                    .iter()
+                    .all(|(s, hz)| got.get(s).is_some_and(|f| (f - hz).abs() <= 20.0));
+            if !ok {
+                wrong.push(format!("{} hears {got:?}, wants {want:?}", p.user));
+            }
+        }
+        if wrong.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < end, "{}", wrong.join("; "));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_peers_hear_each_others_tone_and_private_mode_isolates() {
+    let c = class(2, |_| {}).await;
+    let base = &c.server.base;
+    let (host_id, ana_id, ben_id) = (&c.host.0, &c.students[0].0, &c.students[1].0);
+    let mut host = Aiortc::join(base, &c.host.1, &c.meeting, host_id, 440).await;
+    let mut ana = Aiortc::join(base, &c.students[0].1, &c.meeting, ana_id, 660).await;
+    let mut ben = Aiortc::join(base, &c.students[1].1, &c.meeting, ben_id, 880).await;
+    let tone = |id: &String, hz: f64| (id.clone(), hz);
+    let expect =
+        |pairs: [(&String, Vec<(String, f64)>); 3]| -> HashMap<String, Vec<(String, f64)>> {
+            pairs.into_iter().map(|(k, v)| (k.clone(), v)).collect()
+        };
+    let broadcast = expect([
+        (host_id, vec![tone(ana_id, 660.0), tone(ben_id, 880.0)]),
+        (ana_id, vec![tone(host_id, 440.0), tone(ben_id, 880.0)]),
+        (ben_id, vec![tone(host_id, 440.0), tone(ana_id, 660.0)]),
+    ]);
+    // Broadcast: each decodes the two others' tones (real Opus, forwarded untouched).
+    hear_exactly(
+        &mut [&mut host, &mut ana, &mut ben],
+        &broadcast,
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // Private mode with ana: host and ana hear each other only; ben hears nothing.
+    c.switch("private", Some(ana_id)).await;
+    let private = expect([
+        (host_id, vec![tone(ana_id, 660.0)]),
+        (ana_id, vec![tone(host_id, 440.0)]),
+        (ben_id, vec![]),
+    ]);
+    hear_exactly(
+        &mut [&mut host, &mut ana, &mut ben],
+        &private,
+        Duration::from_secs(5),
+    )
+    .await;
+    // And it holds: ben's counters do not move at all.
+    ben.reset().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let quiet = ben.stats().await;
+    for (speaker, s) in quiet.as_object().into_iter().flatten() {
+        assert_eq!(
+            s["frames"], 0,
+            "ben got frames of {speaker} in private mode: {s}"
+        );
+    }
+
+    // Back to broadcast: everyone again.
+    c.switch("broadcast", None).await;
+    hear_exactly(
+        &mut [&mut host, &mut ana, &mut ben],
+        &broadcast,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    // A muted ben is heard by no one; the others still are.
+    let mut mute = json!({"cmd": "emit", "event": "mute-participant", "data": {"userId": ben_id}});
+    host.client.send(mute.take()).await;
+    let muted = expect([
+        (host_id, vec![tone(ana_id, 660.0)]),
+        (ana_id, vec![tone(host_id, 440.0)]),
+        (ben_id, vec![tone(host_id, 440.0), tone(ana_id, 660.0)]),
+    ]);
+    hear_exactly(
+        &mut [&mut host, &mut ana, &mut ben],
+        &muted,
+        Duration::from_secs(5),
+    )
+    .await;
+
+    for p in [host, ana, ben] {
+        p.quit().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_vanishes_is_closed_by_the_ice_timeout_and_its_port_freed() {
+    let c = class(1, |config| {
+        config.media.ice_disconnected_timeout = Duration::from_millis(500);
+        config.media.ice_failed_timeout = Duration::from_millis(1000);
+        config.media.ice_keepalive_interval = Duration::from_millis(200);
+    })
+    .await;
+    let (ana_id, ana_token) = &c.students[0];
+    let mut ana = Client::spawn_with(
+        Kind::Aiortc,
+        &[&c.server.base, ana_token, &c.meeting, "440"],
+    )
+    .await;
+    ana.wait_for(|v| v["ev"] == "ready", Duration::from_secs(10))
+        .await
+        .expect("ready");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = metric(&c.metrics().await, "meet_runtime_alive_tasks");
+    ana.send(json!({"cmd": "offer"})).await;
+    let answered = ana
+        .wait_for(|v| v["ev"] == "answered", Duration::from_secs(20))
+        .await
+        .expect("answered");
+    let sdp = answered["sdp"].as_str().unwrap_or_default();
+    let port: u16 = sdp
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .and_then(|l| l.split(' ').nth(5))
+        .and_then(|p| p.parse().ok())
+        .expect("a host candidate in the answer");
+    assert!(c.server.url("/").contains("127.0.0.1"));
+    ana.wait_for(
+        |v| v["ev"] == "pcstate" && v["state"] == "connected",
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("connected");
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_peers"), 1.0);
+    assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 1.0);
+    assert!(metric(&m, "meet_runtime_alive_tasks") > before);
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
+        "the peer's port {port} is not held"
+    );
+
+    // The client freezes: no ICE, no DTLS, no goodbye. Its socket stays open.
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &ana.pid().to_string()])
+        .status()
+        .expect("kill -STOP");
+    assert!(stopped.success());
+    let start = Instant::now();
+    let mut closed = None;
+    while start.elapsed() < Duration::from_secs(15) {
+        let m = c.metrics().await;
+        if metric(&m, "meet_sfu_peers") == 0.0 {
+            closed = Some((start.elapsed(), m));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (took, m) = closed.expect("the vanished peer is still open after 15 s");
+    eprintln!("vanished peer closed after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1000),
+        "closed too early: {took:?}"
+    );
+    assert_eq!(metric(&m, "meet_sfu_peers_failed_total"), 1.0);
+    assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 0.0);
+    // Its tasks are gone (the socket's remain: it is still connected; the meeting's room task
+    // stays until the meeting ends) and its port is free.
+    let tasks_now = || async { metric(&c.metrics().await, "meet_runtime_alive_tasks") };
+    let mut tasks = f64::MAX;
+    for _ in 0..30 {
+        tasks = tasks_now().await;
+        if tasks <= before + 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        tasks <= before + 1.0,
+        "tasks: {before} before the peer, {tasks} after its end"
+    );
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} still held"
+    );
+    let _ = ana_id;
+    // The meeting ends: its room goes too.
+    c.server
+        .post(
+            &format!("/api/meetings/{}/end", c.meeting),
+            &c.host.1,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let mut tasks = f64::MAX;
+    for _ in 0..30 {
+        tasks = tasks_now().await;
+        if tasks <= before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        tasks <= before,
+        "tasks: {before} before the peer, {tasks} after the end"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &ana.pid().to_string()])
+        .status();
+    ana.kill().await;
+}
