@@ -1001,7 +1001,7 @@ fn validate_media(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
         )?,
         stats_interval: ms(
             raw.stats_interval_ms,
-            5_000,
+            10_000,
             "media.stats_interval_ms",
             200,
             600_000,

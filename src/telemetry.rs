@@ -8,8 +8,8 @@ use crate::config::{LogFormat, LoggingConfig};
 
 /// Installs the global subscriber. Logs go to stderr; tokens and passwords are never logged.
 pub fn init(config: &LoggingConfig) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(with_quiet_media(&config.level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -20,6 +20,17 @@ pub fn init(config: &LoggingConfig) {
     };
 }
 
+/// The WebRTC crates warn once per packet about conditions the SFU expects (a packet for a
+/// connection still in its DTLS handshake, or closing): unless the level names them, only
+/// their errors are logged.
+fn with_quiet_media(level: &str) -> String {
+    if level.contains("rtc") {
+        level.to_owned()
+    } else {
+        format!("{level},rtc=error,webrtc=error")
+    }
+}
+
 /// Before the configuration is read: warnings only.
 pub fn init_minimal() {
     let _ = tracing_subscriber::fmt()
@@ -28,4 +39,15 @@ pub fn init_minimal() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_media_crates_log_errors_only_unless_named() {
+        assert_eq!(with_quiet_media("info"), "info,rtc=error,webrtc=error");
+        assert_eq!(with_quiet_media("info,rtc=debug"), "info,rtc=debug");
+    }
 }

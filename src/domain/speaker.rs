@@ -6,6 +6,13 @@ use std::time::{Duration, Instant};
 
 /// Below this smoothed level (0–1 scale, about -51 dBFS) a participant counts as silent.
 pub const SPEAKING: f32 = 0.15;
+
+/// Loudness on the 0–1 scale every level in meet uses: −60 dBFS and below is 0, full scale 1.
+pub fn level_from_dbfs(dbfs: f64) -> f32 {
+    #[allow(clippy::cast_possible_truncation)]
+    let level = ((dbfs + 60.0) / 60.0).clamp(0.0, 1.0) as f32;
+    level
+}
 /// A level older than this no longer counts.
 const FRESH: Duration = Duration::from_millis(500);
 

@@ -58,7 +58,8 @@ pub struct Candidate {
 pub enum MediaEvent {
     /// A signal for the client socket `owner` (the socket that made the connection's offer).
     Signal { owner: String, signal: Signal },
-    /// Speakers' loudest levels (0..=1) over the last 100 ms, for `active-speaker`.
+    /// Speakers' loudest levels over the last 100 ms (0..=1, −60..0 dBov, the relay's scale),
+    /// for `active-speaker`.
     Levels {
         meeting: Arc<str>,
         levels: Vec<(Arc<str>, f32)>,
@@ -149,20 +150,30 @@ impl Sfu {
             sdp,
             reply,
         };
-        {
-            let mut rooms = self.rooms();
-            let tx = match rooms.get(meeting) {
-                Some(tx) if !tx.is_closed() => tx.clone(),
-                _ => {
-                    let route = route().ok_or(MediaError::Ended)?;
-                    let tx = room::spawn(meeting.into(), Arc::clone(&self.shared), route);
-                    rooms.insert(meeting.to_owned(), tx.clone());
-                    tx
-                }
-            };
-            tx.send(cmd).map_err(|_| MediaError::Ended)?;
-        }
+        self.to_room(meeting, route, cmd)?;
         answer.await.unwrap_or(Err(MediaError::Ended))
+    }
+
+    /// Sends `cmd` to the meeting's room, starting the room (with the routing state `route`
+    /// gives) if there is none. Under the SFU's lock, so a concurrent [`Sfu::set_route`] is
+    /// either seen by `route` or delivered to the new room.
+    fn to_room(
+        &self,
+        meeting: &str,
+        route: impl FnOnce() -> Option<RouteState>,
+        cmd: RoomCmd,
+    ) -> Result<(), MediaError> {
+        let mut rooms = self.rooms();
+        let tx = match rooms.get(meeting) {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let route = route().ok_or(MediaError::Ended)?;
+                let tx = room::spawn(meeting.into(), Arc::clone(&self.shared), route);
+                rooms.insert(meeting.to_owned(), tx.clone());
+                tx
+            }
+        };
+        tx.send(cmd).map_err(|_| MediaError::Ended)
     }
 
     /// The client's answer to the server's offer.
@@ -186,17 +197,19 @@ impl Sfu {
         done.await.unwrap_or(Err(MediaError::NoPeer))
     }
 
-    /// A trickled candidate of the client.
+    /// A trickled candidate of the client (kept for its offer if that is still on its way).
     pub async fn candidate(
         &self,
         meeting: &str,
         user: &str,
         owner: &str,
         candidate: Candidate,
+        route: impl FnOnce() -> Option<RouteState>,
     ) -> Result<(), MediaError> {
         let (reply, done) = oneshot::channel();
-        self.ask(
+        self.to_room(
             meeting,
+            route,
             RoomCmd::Candidate {
                 user: user.into(),
                 owner: owner.to_owned(),

@@ -636,8 +636,8 @@ async fn publish(
         stats.bytes_in.fetch_add(bytes, Relaxed);
         server.received_packets.fetch_add(1, Relaxed);
         if let Some(level) = level_id.and_then(|id| rtp::audio_level(&packet.header, id)) {
-            let linear = (rtp::linear(level) * 1e6) as u32;
-            stats.peak_level.fetch_max(linear, Relaxed);
+            let loudness = (rtp::loudness(level) * 1e6) as u32;
+            stats.peak_level.fetch_max(loudness, Relaxed);
         }
         rtp::strip_extensions(&mut packet.header);
         let (mut sent, mut dropped) = (0u64, 0u64);

@@ -63,6 +63,8 @@ struct Room {
     early: HashMap<Arc<str>, Vec<Candidate>>,
     /// Peers closed by the room whose tasks have not finished yet.
     closing: usize,
+    /// The room is closing: nobody is offered anything any more.
+    ending: bool,
 }
 
 pub fn spawn(
@@ -80,6 +82,7 @@ pub fn spawn(
         legs: Vec::new(),
         early: HashMap::new(),
         closing: 0,
+        ending: false,
     };
     tokio::spawn(room.run(rx));
     tx
@@ -125,7 +128,8 @@ impl Room {
                 candidate,
                 reply,
             } => {
-                if self.peer_of(&user, &owner).is_some() {
+                if self.peers.contains_key(&user) {
+                    // Another socket's connection is not this one's to feed.
                     self.to_peer(&user, &owner, PeerCmd::Candidate(candidate, reply));
                 } else {
                     // The offer may still be on its way: keep a few.
@@ -240,6 +244,9 @@ impl Room {
     /// Tells each peer which speakers it should have a stream of: every other peer. Who is
     /// heard is the routing rule's business, applied on the legs without renegotiation.
     fn update_speakers(&self) {
+        if self.ending {
+            return;
+        }
         for p in self.peers.values() {
             let speakers: BTreeSet<PeerKey> = self
                 .peers
@@ -297,6 +304,7 @@ impl Room {
 
     /// Closes every peer and waits (a while) for their tasks to finish.
     async fn end(&mut self, rx: &mut mpsc::UnboundedReceiver<RoomCmd>) {
+        self.ending = true;
         let users: Vec<Arc<str>> = self.peers.keys().cloned().collect();
         for user in users {
             self.remove(&user, true);

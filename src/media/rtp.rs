@@ -16,9 +16,9 @@ pub fn audio_level(header: &Header, id: u8) -> Option<u8> {
         .map(|b| b & 0x7f)
 }
 
-/// A −dBov level as a linear amplitude in 0..=1.
-pub fn linear(level: u8) -> f32 {
-    10f32.powf(-f32::from(level.min(127)) / 20.0)
+/// A −dBov level on meet's loudness scale (the relay's too): −60 dB → 0, 0 dB → 1.
+pub fn loudness(level: u8) -> f32 {
+    crate::domain::speaker::level_from_dbfs(-f64::from(level.min(127)))
 }
 
 /// Removes every header extension: the ids are the publisher's, not the subscriber's. The
@@ -62,11 +62,12 @@ mod tests {
     }
 
     #[test]
-    fn levels_become_amplitudes() {
-        assert!((linear(0) - 1.0).abs() < 1e-6);
-        assert!((linear(20) - 0.1).abs() < 1e-6);
-        assert!(linear(127) < 1e-6);
-        assert_eq!(linear(200), linear(127));
+    fn levels_use_the_relays_scale() {
+        assert!((loudness(0) - 1.0).abs() < 1e-6);
+        assert!((loudness(30) - 0.5).abs() < 1e-6);
+        assert_eq!(loudness(60), 0.0);
+        assert_eq!(loudness(127), 0.0);
+        assert_eq!(loudness(200), 0.0);
     }
 
     #[test]

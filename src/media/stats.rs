@@ -21,7 +21,7 @@ pub struct PeerStats {
     pub jitter_us: AtomicU64,
     /// ICE round-trip time of the selected candidate pair.
     pub rtt_us: AtomicU64,
-    /// Peak linear level (×1e6) since the room last looked, and the last one it saw.
+    /// Peak loudness (0–1, ×1e6) since the room last looked, and the last one it saw.
     pub(super) peak_level: AtomicU32,
     pub level: AtomicU32,
 }
@@ -232,7 +232,7 @@ impl MediaStats {
             (
                 "meet_sfu_participant_audio_level",
                 "gauge",
-                "Last audio level of the participant (0..1, RFC 6464)",
+                "Last audio level of the participant (0..1: -60 dBov..0 dBov, from RFC 6464)",
                 |p| format!("{}", p.level),
             ),
         ];

@@ -383,8 +383,11 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
                 .within(meeting_room(&meeting.id))
                 .emit("meeting-ended", &body)
                 .await;
+            // The live room goes first: an offer racing with the end then finds no routing
+            // state and opens nothing.
+            let sockets = hub.presence.remove_room(&meeting.id);
             hub.media.end(&meeting.id).await;
-            for sid in hub.presence.remove_room(&meeting.id) {
+            for sid in sockets {
                 hub.close_socket(sid);
             }
         }

@@ -93,10 +93,7 @@ pub fn level_from_rms(rms: f64) -> f32 {
     if rms <= 0.0 {
         return 0.0;
     }
-    let dbfs = 20.0 * rms.log10();
-    #[allow(clippy::cast_possible_truncation)]
-    let level = ((dbfs + 60.0) / 60.0).clamp(0.0, 1.0) as f32;
-    level
+    crate::domain::speaker::level_from_dbfs(20.0 * rms.log10())
 }
 
 #[cfg(test)]

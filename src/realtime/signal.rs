@@ -62,7 +62,7 @@ pub async fn webrtc_signal(
                     ));
                 }
                 media
-                    .candidate(&meeting, user, &owner, candidate)
+                    .candidate(&meeting, user, &owner, candidate, || hub.route(&meeting))
                     .await
                     .map_err(error)?;
                 Ok(json!({}))

@@ -5,6 +5,8 @@ import { io } from "socket.io-client";
 import readline from "node:readline";
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+// The test that drove this client is gone (its end of the pipe closed): so is this client.
+process.stdout.on("error", () => process.exit(0));
 
 function enc(v) {
   if (Buffer.isBuffer(v)) return { $bin: v.toString("base64") };

@@ -704,7 +704,7 @@ async fn bad_audio_gets_an_error_acknowledgement() {
 
     for (event, payload, code) in [
         ("no-such-event", json!({}), "unknown_event"),
-        ("webrtc-signal", json!({"signal": {}}), "unknown_event"),
+        ("webrtc-signal", json!({"signal": {}}), "bad_request"),
         ("mute-participant", json!({"userId": 5}), "bad_request"),
         (
             "mute-participant",

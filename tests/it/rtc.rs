@@ -78,6 +78,8 @@ pub struct Participant {
     pub offers: Arc<AtomicUsize>,
     pub sections: Arc<AtomicUsize>,
     pub state: Arc<Mutex<RTCPeerConnectionState>>,
+    /// Socket events other than signalling: (name, data, arrival).
+    events: Arc<Mutex<Vec<(String, Value, Instant)>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -111,6 +113,18 @@ async fn gathered(events: &mut mpsc::UnboundedReceiver<Ev>, stash: &mut Vec<Ev>)
 impl Participant {
     /// Connects the socket, makes the first offer and applies the server's answer.
     pub async fn join(base: &str, token: &str, meeting: &str, user: &str) -> Self {
+        Self::join_with(base, token, meeting, user, false).await
+    }
+
+    /// With `trickle`, the offer goes without candidates and each candidate follows as its
+    /// own `candidate` signal (half before the offer, half after the answer).
+    pub async fn join_with(
+        base: &str,
+        token: &str,
+        meeting: &str,
+        user: &str,
+        trickle: bool,
+    ) -> Self {
         let mut sio = Client::spawn(Kind::NodeWebsocket).await;
         sio.connect(base, AuthForm::Object, token, Some(meeting))
             .await
@@ -143,6 +157,25 @@ impl Participant {
         let mut stash = Vec::new();
         gathered(&mut events, &mut stash).await;
         let offer = pc.local_description().await.expect("offer sdp").sdp;
+        let (offer, candidates): (Vec<&str>, Vec<&str>) = offer
+            .split_inclusive('\n')
+            .partition(|l| !(trickle && l.starts_with("a=candidate:")));
+        let offer: String = offer.concat();
+        let mid = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .unwrap_or("0")
+            .trim()
+            .to_owned();
+        let candidate = |line: &str| {
+            let c = line.trim().trim_start_matches("a=");
+            json!({"signal": {"type": "candidate", "candidate": {"candidate": c, "sdpMid": mid, "sdpMLineIndex": 0}}})
+        };
+        let (early, late) = candidates.split_at(candidates.len() / 2);
+        for line in early {
+            let ack = sio.call("webrtc-signal", candidate(line)).await;
+            assert_eq!(ack["ok"], true, "early candidate refused: {ack}");
+        }
         let ack = sio
             .call(
                 "webrtc-signal",
@@ -150,6 +183,14 @@ impl Participant {
             )
             .await;
         assert_eq!(ack["ok"], true, "offer refused: {ack}");
+        for line in late {
+            let ack = sio.call("webrtc-signal", candidate(line)).await;
+            assert_eq!(ack["ok"], true, "candidate refused: {ack}");
+        }
+        if trickle {
+            assert!(!candidates.is_empty(), "no candidate to trickle");
+            assert!(!offer.contains("a=candidate:"));
+        }
         assert_eq!(ack["signal"]["type"], "answer");
         let answer = ack["signal"]["sdp"]
             .as_str()
@@ -173,6 +214,7 @@ impl Participant {
         let sections = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(Mutex::new(RTCPeerConnectionState::New));
         let (cmds, cmd_rx) = mpsc::unbounded_channel();
+        let socket_events = Arc::new(Mutex::new(Vec::new()));
         let tasks = vec![
             tokio::spawn(signalling(
                 sio,
@@ -180,6 +222,7 @@ impl Participant {
                 cmd_rx,
                 Arc::clone(&offers),
                 Arc::clone(&sections),
+                Arc::clone(&socket_events),
             )),
             tokio::spawn(receive(
                 events,
@@ -199,6 +242,7 @@ impl Participant {
             offers,
             sections,
             state,
+            events: socket_events,
             tasks,
         }
     }
@@ -223,6 +267,17 @@ impl Participant {
         self.heard().get(user).and_then(|h| h.last)
     }
 
+    /// The socket events `name` received so far, with their arrival times.
+    pub fn events(&self, name: &str) -> Vec<(Value, Instant)> {
+        self.events
+            .lock()
+            .expect("events")
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, v, t)| (v.clone(), *t))
+            .collect()
+    }
+
     pub fn connection_state(&self) -> RTCPeerConnectionState {
         *self.state.lock().expect("state")
     }
@@ -243,6 +298,7 @@ async fn signalling(
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     offers: Arc<AtomicUsize>,
     sections: Arc<AtomicUsize>,
+    events: Arc<Mutex<Vec<(String, Value, Instant)>>>,
 ) {
     loop {
         tokio::select! {
@@ -255,7 +311,12 @@ async fn signalling(
             },
             line = sio.next_line() => {
                 let Some(line) = line else { return };
-                if line["ev"] != "event" || line["name"] != "webrtc-signal" {
+                if line["ev"] != "event" {
+                    continue;
+                }
+                if line["name"] != "webrtc-signal" {
+                    let name = line["name"].as_str().unwrap_or_default().to_owned();
+                    events.lock().expect("events").push((name, line["data"].clone(), Instant::now()));
                     continue;
                 }
                 let signal = &line["data"]["signal"];

@@ -124,7 +124,9 @@ fn pairs(of: &[(&Participant, &Participant)]) -> Vec<(String, String)> {
 async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     let c = class(2, |_| {}).await;
     let host = c.join(&c.host).await;
-    let ana = c.join(&c.students[0]).await;
+    // Ana's candidates trickle (signals of their own, before and after her offer).
+    let (ana_id, ana_token) = &c.students[0];
+    let ana = Participant::join_with(&c.server.base, ana_token, &c.meeting, ana_id, true).await;
     let ben = c.join(&c.students[1]).await;
     let all = [&host, &ana, &ben];
     let everyone = pairs(&[
@@ -154,6 +156,29 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
         }
         // The server's offer: the client's microphone section and one per other participant.
         assert!(p.offers.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    }
+
+    // The audio levels the clients stamp (−10 dBov ≈ 0.833) make an active speaker, announced
+    // at most every 300 ms per meeting.
+    assert!(
+        until(Duration::from_secs(5), || !host
+            .events("active-speaker")
+            .is_empty())
+        .await,
+        "no active-speaker from the SFU's levels"
+    );
+    let announced = ben.events("active-speaker");
+    for (a, _) in &announced {
+        let level = a["level"].as_f64().unwrap_or(0.0);
+        assert!((0.5..0.84).contains(&level), "{a}");
+        assert!(all.iter().any(|p| a["userId"] == p.user.as_str()), "{a}");
+    }
+    for pair in announced.windows(2) {
+        let gap = pair[1].1.duration_since(pair[0].1);
+        assert!(
+            gap >= Duration::from_millis(250),
+            "active-speaker twice in {gap:?}"
+        );
     }
 
     // Private mode with ana: only host ↔ ana; ben hears no one and no one hears ben. No
@@ -214,9 +239,9 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
         let v = |name: &str| metric(&m, &format!("{name}{label}"));
         assert!(v("meet_sfu_participant_packets_in_total") > 100.0, "{m}");
         assert!(v("meet_sfu_participant_bytes_out_total") > 10_000.0, "{m}");
-        // The clients stamp −10 dBov: 10^(−10/20) ≈ 0.316.
+        // The clients stamp −10 dBov: (60 − 10) / 60 ≈ 0.833 on the relay's scale.
         let level = v("meet_sfu_participant_audio_level");
-        assert!((0.3..0.33).contains(&level), "level {level}");
+        assert!((0.83..0.84).contains(&level), "level {level}");
     }
 
     for p in [host, ana, ben] {

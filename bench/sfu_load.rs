@@ -1,0 +1,831 @@
+//! SFU load generator: runs `meet serve` (a release build) and drives WebRTC participants at
+//! it, made with the same `webrtc` crate, signalling over Socket.IO exactly as a client does.
+//! Speakers send Opus-sized RTP packets (80–120 bytes every 20 ms) stamped with their send
+//! time; every participant records what arrives. Per scenario it prints forwarded packets/s,
+//! the server's CPU per 1,000 forwarded packets (and per packet, next to LiveKit's published
+//! ~13 µs), added latency p50/p99 (receive time − send time, loopback), loss, and the server's
+//! RSS per participant. See bench/README.md.
+//!
+//!   bash bench/sfu.sh                               # every scenario, 20 s each
+//!   cargo run --release --example sfu-load -- --scenarios 1x50:3 --duration 10
+//!
+//! A scenario is `KxN:S`: K meetings of N participants, S of whom speak in each (`:all` for
+//! everyone, `:0` for an idle meeting).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::{BufMut, Bytes, BytesMut};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCSessionDescription,
+};
+
+/// LiveKit's published cost of forwarding one audio packet (derived from its 3,000-listener
+/// audio benchmark), for comparison.
+const LIVEKIT_US_PER_PACKET: f64 = 13.0;
+const ADMIN_PASSWORD: &str = "sfu-bench-admin-pass";
+
+#[derive(Parser)]
+#[command(about = "Load generator for meet's WebRTC SFU")]
+struct Args {
+    /// The meet binary to run (a release build).
+    #[arg(long, default_value = "target/release/meet")]
+    meet: PathBuf,
+    /// Seconds measured per scenario (after a warm-up).
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Comma-separated `KxN:S` scenarios.
+    #[arg(long, default_value = "1x50:3,1x50:all,10x10:all,1x50:0")]
+    scenarios: String,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    label: String,
+    meetings: usize,
+    size: usize,
+    speakers: usize,
+}
+
+fn parse_scenarios(text: &str) -> Result<Vec<Scenario>> {
+    text.split(',')
+        .map(|s| {
+            let s = s.trim();
+            let (shape, speakers) = s.split_once(':').unwrap_or((s, "all"));
+            let (k, n) = shape
+                .split_once('x')
+                .ok_or_else(|| anyhow!("scenario `{s}`: expected KxN:S"))?;
+            let (meetings, size): (usize, usize) = (k.parse()?, n.parse()?);
+            if !(2..=50).contains(&size) || meetings == 0 {
+                bail!("scenario `{s}`: 1+ meetings of 2..=50 participants");
+            }
+            let speakers = if speakers == "all" {
+                size
+            } else {
+                speakers.parse::<usize>()?.min(size)
+            };
+            Ok(Scenario {
+                label: s.to_owned(),
+                meetings,
+                size,
+                speakers,
+            })
+        })
+        .collect()
+}
+
+/// Nanoseconds since the load generator started: the send stamp in every payload.
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+/// (user + system CPU seconds, RSS KiB) of a process.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // After the command: state is field 0; utime 11, stime 12 (clock ticks of 1/100 s).
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (cpu, rss)
+}
+
+async fn start_server(meet: &Path, ports: u16) -> Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("meet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+data_dir = "{data}"
+[auth]
+admin_password = "{ADMIN_PASSWORD}"
+jwt_secret = "sfu-bench-jwt-secret-0123456789"
+argon2_memory_kib = 1024
+argon2_iterations = 1
+[http.rate_limit]
+requests_per_window = 1000000
+[media]
+bind = ["127.0.0.1"]
+udp_port_min = {ports}
+udp_port_max = {max}
+[logging]
+format = "json"
+level = "warn,meet=info,meet::access=warn"
+"#,
+            data = dir.path().join("data").display(),
+            max = ports + 999,
+        ),
+    )?;
+    let mut child = tokio::process::Command::new(meet)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env_remove("MEET_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("running {}", meet.display()))?;
+    let pid = child.id().context("server pid")?;
+    // The server logs (JSON lines) on stderr.
+    let stderr = child.stderr.take().context("server stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "meet is listening"
+            {
+                return Ok::<_, anyhow::Error>(format!(
+                    "http://{}",
+                    v["addr"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        bail!("the server exited before listening")
+    })
+    .await
+    .context("the server did not start within 60 s")??;
+    // Keep draining its output; show its warnings and errors (everything with SERVER_LOG=1).
+    let all = std::env::var_os("SERVER_LOG").is_some_and(|v| v == "1");
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if all
+                || line.contains("\"WARN\"")
+                || line.contains("\"ERROR\"")
+                || line.contains("panicked")
+            {
+                eprintln!("server: {line}");
+            }
+        }
+    });
+    Ok(Server {
+        child,
+        base,
+        pid,
+        _dir: dir,
+    })
+}
+
+async fn api(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> Result<Value> {
+    let mut req = http.post(&url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let v: Value = res.json().await?;
+    if !status.is_success() {
+        bail!("{url}: {status} {v}");
+    }
+    Ok(v)
+}
+
+/// A meeting and its participants' (user id, token), the host first.
+struct Group {
+    id: String,
+    members: Vec<(String, String)>,
+}
+
+async fn provision(base: &str, meetings: usize, size: usize) -> Result<Vec<Group>> {
+    let http = reqwest::Client::new();
+    let login = |u: String, p: String| {
+        let http = http.clone();
+        let url = format!("{base}/api/auth/login");
+        async move {
+            let v = api(&http, url, None, json!({"username": u, "password": p})).await?;
+            Ok::<_, anyhow::Error>((
+                v["user"]["_id"].as_str().unwrap_or_default().to_owned(),
+                v["token"].as_str().unwrap_or_default().to_owned(),
+            ))
+        }
+    };
+    let (_, admin) = login("admin".into(), ADMIN_PASSWORD.into()).await?;
+    let mut groups = Vec::new();
+    for m in 0..meetings {
+        let (user, pass) = (format!("bench-host-{m}"), "bench-host-pass".to_owned());
+        api(
+            &http,
+            format!("{base}/api/admin/hosts"),
+            Some(&admin),
+            json!({"username": user, "password": pass}),
+        )
+        .await?;
+        let host = login(user, pass).await?;
+        let meeting = api(
+            &http,
+            format!("{base}/api/meetings/create"),
+            Some(&host.1),
+            json!({"topic": format!("bench {m}")}),
+        )
+        .await?;
+        let mut members = vec![host.clone()];
+        for i in 1..size {
+            let user = format!("bench-student-{m}-{i}");
+            api(
+                &http,
+                format!("{base}/api/host/students"),
+                Some(&host.1),
+                json!({"username": user, "password": "bench-student-pass"}),
+            )
+            .await?;
+            members.push(login(user, "bench-student-pass".into()).await?);
+        }
+        groups.push(Group {
+            id: meeting["meeting"]["_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            members,
+        });
+    }
+    Ok(groups)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small Socket.IO v4 client over a websocket (Engine.IO 4): connect with `auth`, emit with
+// an acknowledgement, receive events, answer pings. Enough for signalling.
+
+type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+struct Sio {
+    out: mpsc::UnboundedSender<String>,
+    acks: Acks,
+    next: AtomicU64,
+}
+
+impl Sio {
+    async fn connect(
+        base: &str,
+        token: &str,
+        meeting: &str,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Value>)> {
+        let addr = base.trim_start_matches("http://");
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let url = format!("ws://{addr}/ws/?EIO=4&transport=websocket");
+        let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+        let (mut sink, mut stream) = ws.split();
+        let text = |m: Option<Result<Message, _>>| -> Result<String> {
+            match m {
+                Some(Ok(Message::Text(t))) => Ok(t.to_string()),
+                other => bail!("unexpected websocket message {other:?}"),
+            }
+        };
+        let open = text(stream.next().await)?;
+        if !open.starts_with('0') {
+            bail!("no Engine.IO open packet: {open}");
+        }
+        let auth = json!({"token": token, "meetingId": meeting});
+        sink.send(Message::text(format!("40{auth}"))).await?;
+        loop {
+            let m = text(stream.next().await)?;
+            if m == "2" {
+                // The server's first ping can come before the namespace is joined.
+                sink.send(Message::text("3")).await?;
+            }
+            if m.starts_with("40") {
+                break;
+            }
+            if m.starts_with("44") {
+                bail!("connect refused: {m}");
+            }
+        }
+        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
+        let (ev_tx, events) = mpsc::unbounded_channel();
+        let acks: Acks = Arc::default();
+        tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                if sink.send(Message::text(m)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (pong, reader_acks) = (out.clone(), Arc::clone(&acks));
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                if std::env::var_os("SIO_DEBUG").is_some() {
+                    eprintln!("sio <- {msg:?}");
+                }
+                let Ok(Message::Text(t)) = msg else { continue };
+                let t = t.as_str();
+                if t == "2" {
+                    let _ = pong.send("3".into());
+                } else if let Some(body) = t.strip_prefix("42") {
+                    if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(body) {
+                        let _ = ev_tx.send(json!({"name": a[0], "data": a.get(1)}));
+                    }
+                } else if let Some(body) = t.strip_prefix("43") {
+                    let split = body.find('[').unwrap_or(body.len());
+                    let id: u64 = body[..split].parse().unwrap_or(0);
+                    let data = serde_json::from_str::<Value>(&body[split..])
+                        .ok()
+                        .and_then(|v| v.get(0).cloned())
+                        .unwrap_or(Value::Null);
+                    if let Some(tx) = reader_acks.lock().ok().and_then(|mut a| a.remove(&id)) {
+                        let _ = tx.send(data);
+                    }
+                }
+            }
+        });
+        let sio = Arc::new(Self {
+            out,
+            acks,
+            next: AtomicU64::new(1),
+        });
+        Ok((sio, events))
+    }
+
+    async fn call(&self, event: &str, data: Value) -> Result<Value> {
+        let id = self.next.fetch_add(1, Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.acks
+            .lock()
+            .map_err(|_| anyhow!("acks"))?
+            .insert(id, tx);
+        self.out.send(format!("42{id}{}", json!([event, data])))?;
+        tokio::time::timeout(Duration::from_secs(20), rx)
+            .await
+            .context("no acknowledgement within 20 s")?
+            .context("socket closed")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Participants
+
+/// What every participant's receivers add up, for the measured window.
+#[derive(Default)]
+struct Tally {
+    window: Mutex<(u64, u64)>,
+    sent: AtomicU64,
+    expected: AtomicU64,
+    received: AtomicU64,
+    latencies_us: Mutex<Vec<u32>>,
+    /// Participants whose last server offer holds every other participant.
+    complete: AtomicUsize,
+    /// Set when the run is torn down: signalling errors are then expected.
+    over: std::sync::atomic::AtomicBool,
+}
+
+impl Tally {
+    fn in_window(&self, t: u64) -> bool {
+        let w = *self.window.lock().unwrap_or_else(|e| e.into_inner());
+        w.0 != 0 && t >= w.0 && t < w.1
+    }
+}
+
+enum Ev {
+    Gathered,
+    Track(Arc<dyn TrackRemote>),
+}
+
+struct Handler(mpsc::UnboundedSender<Ev>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
+        if s == RTCIceGatheringState::Complete {
+            let _ = self.0.send(Ev::Gathered);
+        }
+    }
+    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(Ev::Track(t));
+    }
+}
+
+struct Participant {
+    pc: Arc<dyn PeerConnection>,
+    mic: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    pt: u8,
+}
+
+async fn join(
+    base: &str,
+    token: &str,
+    meeting: &str,
+    size: usize,
+    tally: Arc<Tally>,
+    config: &meet::config::MediaConfig,
+) -> Result<Participant> {
+    let (sio, mut events) = Sio::connect(base, token, meeting).await?;
+    let (tx, mut pc_events) = mpsc::unbounded_channel();
+    let pc: Arc<dyn PeerConnection> = Arc::new(
+        PeerConnectionBuilder::new()
+            .with_media_engine(meet::media::engine::media_engine()?)
+            .with_interceptor_registry(meet::media::engine::registry())
+            .with_setting_engine(meet::media::engine::setting_engine(config))
+            .with_handler(Arc::new(Handler(tx)))
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await?,
+    );
+    let ssrc = rand::random::<u32>() | 1;
+    let mic = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "mic".to_owned(),
+        "mic".to_owned(),
+        "mic".to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: meet::media::engine::opus(),
+            ..Default::default()
+        }],
+    )));
+    let sender = pc
+        .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
+        .await?;
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer).await?;
+    let mut tracks = Vec::new();
+    while let Some(ev) = pc_events.recv().await {
+        match ev {
+            Ev::Gathered => break,
+            Ev::Track(t) => tracks.push(t),
+        }
+    }
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let ack = sio
+        .call(
+            "webrtc-signal",
+            json!({"signal": {"type": "offer", "sdp": sdp}}),
+        )
+        .await?;
+    let answer = ack["signal"]["sdp"]
+        .as_str()
+        .ok_or_else(|| anyhow!("offer refused: {ack}"))?;
+    pc.set_remote_description(RTCSessionDescription::answer(answer.to_owned())?)
+        .await?;
+    let pt = sender.get_parameters().await?.rtp_parameters.codecs[0].payload_type;
+
+    // Server offers → answers.
+    let (signal_pc, signal_tally) = (Arc::clone(&pc), Arc::clone(&tally));
+    tokio::spawn(async move {
+        let mut complete = false;
+        while let Some(ev) = events.recv().await {
+            let signal = &ev["data"]["signal"];
+            if ev["name"] != "webrtc-signal" || signal["type"] != "offer" {
+                continue;
+            }
+            let sdp = signal["sdp"].as_str().unwrap_or_default().to_owned();
+            let sections = sdp.matches("m=audio ").count();
+            let answered = async {
+                signal_pc
+                    .set_remote_description(RTCSessionDescription::offer(sdp)?)
+                    .await?;
+                let answer = signal_pc.create_answer(None).await?;
+                signal_pc.set_local_description(answer).await?;
+                let sdp = signal_pc.local_description().await.context("answer")?.sdp;
+                sio.call(
+                    "webrtc-signal",
+                    json!({"signal": {"type": "answer", "sdp": sdp}}),
+                )
+                .await
+            };
+            if let Err(e) = answered.await {
+                if !signal_tally.over.load(Relaxed) {
+                    eprintln!("answering a server offer failed: {e:#}");
+                }
+                return;
+            }
+            if !complete && sections >= size {
+                complete = true;
+                signal_tally.complete.fetch_add(1, Relaxed);
+            }
+        }
+    });
+    // Every stream the server sends: count and time what falls in the window.
+    tokio::spawn(async move {
+        let mut pending = tracks.into_iter();
+        loop {
+            let track = match pending.next() {
+                Some(t) => t,
+                None => match pc_events.recv().await {
+                    Some(Ev::Track(t)) => t,
+                    Some(Ev::Gathered) => continue,
+                    None => return,
+                },
+            };
+            tokio::spawn(receive(track, Arc::clone(&tally)));
+        }
+    });
+    Ok(Participant { pc, mic, ssrc, pt })
+}
+
+async fn receive(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
+    let mut local = Vec::with_capacity(4096);
+    let mut flushed = Instant::now();
+    while let Some(ev) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(p) = ev else {
+            continue;
+        };
+        let now = now_ns();
+        let Some(stamp) = p.payload.get(..8) else {
+            continue;
+        };
+        let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
+        if tally.in_window(sent) {
+            tally.received.fetch_add(1, Relaxed);
+            local.push((now.saturating_sub(sent) / 1000) as u32);
+        }
+        if flushed.elapsed() > Duration::from_millis(500) && !local.is_empty() {
+            if let Ok(mut all) = tally.latencies_us.lock() {
+                all.append(&mut local);
+            }
+            flushed = Instant::now();
+        }
+    }
+}
+
+/// A speaker: one packet every 20 ms, 80–120 bytes, the first 8 its send time.
+async fn speak(p: Arc<Participant>, listeners: u64, tally: Arc<Tally>, stop: Arc<AtomicU64>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let (mut seq, mut ts) = (rand::random::<u16>(), rand::random::<u32>());
+    let mut buf = BytesMut::with_capacity(128 * 64);
+    while stop.load(Relaxed) == 0 {
+        tick.tick().await;
+        let size = 80 + usize::from(seq % 41);
+        let sent = now_ns();
+        buf.reserve(size);
+        buf.put_u64(sent);
+        buf.put_bytes(0xa5, size - 8);
+        let payload: Bytes = buf.split().freeze();
+        let packet = rtp::Packet {
+            header: rtp::Header {
+                version: 2,
+                payload_type: p.pt,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc: p.ssrc,
+                ..Default::default()
+            },
+            payload,
+        };
+        if p.mic.write_rtp(packet).await.is_err() {
+            return;
+        }
+        if tally.in_window(sent) {
+            tally.sent.fetch_add(1, Relaxed);
+            tally.expected.fetch_add(listeners, Relaxed);
+        }
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(960);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A run
+
+#[derive(Debug, serde::Serialize)]
+struct Outcome {
+    scenario: String,
+    participants: usize,
+    speakers: usize,
+    forwarded_per_s: f64,
+    loss_percent: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_s_per_1000: f64,
+    us_per_packet: f64,
+    server_cpu_percent: f64,
+    rss_kib_per_participant: f64,
+    loadgen_cpu_percent: f64,
+}
+
+async fn metric(base: &str, name: &str) -> f64 {
+    let text = match reqwest::get(format!("{base}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p / 100.0) as usize).min(sorted.len() - 1);
+    f64::from(sorted[i]) / 1000.0
+}
+
+async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
+    let server = start_server(&args.meet, ports).await?;
+    let groups = provision(&server.base, s.meetings, s.size).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, rss0) = proc_usage(server.pid);
+    let tally = Arc::new(Tally::default());
+    let media = meet::config::Config::for_tests(Path::new("/tmp")).media;
+    let mut speakers = Vec::new();
+    let mut everyone = Vec::new();
+    for g in &groups {
+        for (i, (_, token)) in g.members.iter().enumerate() {
+            let p = Arc::new(
+                join(
+                    &server.base,
+                    token,
+                    &g.id,
+                    s.size,
+                    Arc::clone(&tally),
+                    &media,
+                )
+                .await
+                .with_context(|| format!("participant {i} of meeting {}", g.id))?,
+            );
+            if i < s.speakers {
+                speakers.push(Arc::clone(&p));
+            }
+            everyone.push(p);
+        }
+    }
+    let total = everyone.len();
+    let ready = Instant::now();
+    while tally.complete.load(Relaxed) < total {
+        if ready.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "only {} of {total} participants got every stream",
+                tally.complete.load(Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stop = Arc::new(AtomicU64::new(0));
+    for p in &speakers {
+        tokio::spawn(speak(
+            Arc::clone(p),
+            (s.size - 1) as u64,
+            Arc::clone(&tally),
+            Arc::clone(&stop),
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let (cpu0, _) = proc_usage(server.pid);
+    let (own0, _) = proc_usage(std::process::id());
+    let fwd0 = metric(&server.base, "meet_sfu_forwarded_packets_total").await;
+    let start = Instant::now();
+    *tally.window.lock().map_err(|_| anyhow!("window"))? = (now_ns(), u64::MAX);
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    tally.window.lock().map_err(|_| anyhow!("window"))?.1 = now_ns();
+    let secs = start.elapsed().as_secs_f64();
+    let (cpu1, rss1) = proc_usage(server.pid);
+    let (own1, _) = proc_usage(std::process::id());
+    let fwd1 = metric(&server.base, "meet_sfu_forwarded_packets_total").await;
+    // Let the last packets of the window arrive.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(1, Relaxed);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let forwarded = fwd1 - fwd0;
+    let cpu = cpu1 - cpu0;
+    let expected = tally.expected.load(Relaxed) as f64;
+    let received = tally.received.load(Relaxed) as f64;
+    let mut lat = std::mem::take(&mut *tally.latencies_us.lock().map_err(|_| anyhow!("lat"))?);
+    lat.sort_unstable();
+    let per_packet = |v: f64| if forwarded > 0.0 { v } else { f64::NAN };
+    let outcome = Outcome {
+        scenario: s.label.clone(),
+        participants: total,
+        speakers: speakers.len(),
+        forwarded_per_s: forwarded / secs,
+        loss_percent: if expected > 0.0 {
+            (100.0 * (1.0 - received / expected)).max(0.0)
+        } else {
+            0.0
+        },
+        p50_ms: percentile(&lat, 50.0),
+        p99_ms: percentile(&lat, 99.0),
+        cpu_s_per_1000: per_packet(cpu / forwarded * 1000.0),
+        us_per_packet: per_packet(cpu / forwarded * 1e6),
+        server_cpu_percent: 100.0 * cpu / secs,
+        rss_kib_per_participant: rss1.saturating_sub(rss0) as f64 / total as f64,
+        loadgen_cpu_percent: 100.0 * (own1 - own0) / secs,
+    };
+    // The server goes first, then the participants (their signalling ends with it).
+    tally.over.store(true, Relaxed);
+    let mut child = server.child;
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    for p in &everyone {
+        let _ = p.pc.close().await;
+    }
+    Ok(outcome)
+}
+
+fn print_table(rows: &[Outcome]) {
+    println!(
+        "{:<11} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8}",
+        "scenario",
+        "peers",
+        "talk",
+        "fwd pkt/s",
+        "loss %",
+        "p50 ms",
+        "p99 ms",
+        "CPU s/1k",
+        "µs/pkt",
+        "LiveKit/x",
+        "KiB/peer",
+        "srv CPU%",
+        "gen CPU%"
+    );
+    for r in rows {
+        println!(
+            "{:<11} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1}",
+            r.scenario,
+            r.participants,
+            r.speakers,
+            r.forwarded_per_s,
+            r.loss_percent,
+            r.p50_ms,
+            r.p99_ms,
+            r.cpu_s_per_1000,
+            r.us_per_packet,
+            LIVEKIT_US_PER_PACKET / r.us_per_packet,
+            r.rss_kib_per_participant,
+            r.server_cpu_percent,
+            r.loadgen_cpu_percent
+        );
+    }
+    println!(
+        "LiveKit/x: LiveKit's published ~{LIVEKIT_US_PER_PACKET} µs per forwarded audio packet ÷ meet's; above 1 means meet spends less CPU per packet."
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let scenarios = parse_scenarios(&args.scenarios)?;
+    now_ns();
+    let mut rows = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        eprintln!("running {} for {} s…", s.label, args.duration);
+        let ports = 31_000 + 1_000 * (i as u16 % 20);
+        rows.push(run(&args, s, ports).await?);
+    }
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows)?)?;
+    }
+    Ok(())
+}
