@@ -593,7 +593,13 @@ async fn receive(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
 
 /// A speaker: one packet every 20 ms, 80–120 bytes, the first 8 its send time.
 async fn speak(p: Arc<Participant>, listeners: u64, tally: Arc<Tally>, stop: Arc<AtomicU64>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // Each speaker at its own phase of the 20 ms period, as real microphones are: all in step,
+    // they would arrive as one burst every 20 ms and measure the burst, not the server.
+    let phase = Duration::from_micros(rand::random_range(0..20_000));
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + phase,
+        Duration::from_millis(20),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let (mut seq, mut ts) = (rand::random::<u16>(), rand::random::<u32>());
     let mut buf = BytesMut::with_capacity(128 * 64);
@@ -820,7 +826,8 @@ async fn main() -> Result<()> {
     let mut rows = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         eprintln!("running {} for {} s…", s.label, args.duration);
-        let ports = 31_000 + 1_000 * (i as u16 % 20);
+        // Below Linux's ephemeral range (32768–60999), where the generator's own sockets are.
+        let ports = 20_000 + 1_000 * (i as u16 % 12);
         rows.push(run(&args, s, ports).await?);
     }
     print_table(&rows);

@@ -138,7 +138,10 @@ mod tests {
         let out = announce(ANSWER, ip);
         assert!(out.contains("a=candidate:1 1 udp 2130706431 203.0.113.7 40001 typ host\r\n"));
         assert!(out.contains("198.51.100.1 40001 typ srflx raddr 10.0.0.5"));
-        assert_eq!(out.len(), ANSWER.len() + "203.0.113.7".len() - "10.0.0.5".len());
+        assert_eq!(
+            out.len(),
+            ANSWER.len() + "203.0.113.7".len() - "10.0.0.5".len()
+        );
         assert_eq!(
             candidate_with_address("candidate:1 1 udp 1 ::1 9 typ host", ip),
             "candidate:1 1 udp 1 203.0.113.7 9 typ host"
