@@ -22,11 +22,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use rtc::media_stream::MediaStreamTrack;
+use meet::media::engine::{Bridge, PcEvent, local_track};
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
@@ -34,10 +31,7 @@ use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCSessionDescription,
-};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, RTCSessionDescription};
 
 /// LiveKit's published cost of forwarding one audio packet (derived from its 3,000-listener
 /// audio benchmark), for comparison.
@@ -425,25 +419,6 @@ impl Tally {
     }
 }
 
-enum Ev {
-    Gathered,
-    Track(Arc<dyn TrackRemote>),
-}
-
-struct Handler(mpsc::UnboundedSender<Ev>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
-        if s == RTCIceGatheringState::Complete {
-            let _ = self.0.send(Ev::Gathered);
-        }
-    }
-    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
-        let _ = self.0.send(Ev::Track(t));
-    }
-}
-
 struct Participant {
     pc: Arc<dyn PeerConnection>,
     mic: Arc<TrackLocalStaticRTP>,
@@ -466,26 +441,13 @@ async fn join(
             .with_media_engine(meet::media::engine::media_engine()?)
             .with_interceptor_registry(meet::media::engine::registry())
             .with_setting_engine(meet::media::engine::setting_engine(config))
-            .with_handler(Arc::new(Handler(tx)))
+            .with_handler(Arc::new(Bridge(tx)))
             .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
             .build()
             .await?,
     );
     let ssrc = rand::random::<u32>() | 1;
-    let mic = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "mic".to_owned(),
-        "mic".to_owned(),
-        "mic".to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: meet::media::engine::opus(),
-            ..Default::default()
-        }],
-    )));
+    let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
     let sender = pc
         .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
         .await?;
@@ -494,8 +456,9 @@ async fn join(
     let mut tracks = Vec::new();
     while let Some(ev) = pc_events.recv().await {
         match ev {
-            Ev::Gathered => break,
-            Ev::Track(t) => tracks.push(t),
+            PcEvent::Gathered => break,
+            PcEvent::Track(t) => tracks.push(t),
+            _ => {}
         }
     }
     let sdp = pc.local_description().await.context("offer")?.sdp;
@@ -555,8 +518,8 @@ async fn join(
             let track = match pending.next() {
                 Some(t) => t,
                 None => match pc_events.recv().await {
-                    Some(Ev::Track(t)) => t,
-                    Some(Ev::Gathered) => continue,
+                    Some(PcEvent::Track(t)) => t,
+                    Some(_) => continue,
                     None => return,
                 },
             };

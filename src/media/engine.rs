@@ -7,17 +7,76 @@ use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{ReceiverReportBuilder, SenderReportBuilder, Slot};
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, Registry, SettingEngine, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceCandidate, RTCIceGatheringState, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, Registry, SettingEngine, SettingEngineBuilder,
 };
 
 use crate::config::MediaConfig;
+
+/// A connection's events, passed on from the crate's driver loop (where callbacks must not
+/// wait) to the task that owns the connection.
+pub enum PcEvent {
+    /// Candidate gathering completed (again after every local description).
+    Gathered,
+    State(RTCPeerConnectionState),
+    Track(Arc<dyn TrackRemote>),
+    Candidate(RTCIceCandidate),
+}
+
+/// The event handler of a connection: forwards every event to a channel, never waits.
+pub struct Bridge(pub mpsc::UnboundedSender<PcEvent>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Bridge {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(PcEvent::Gathered);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(PcEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.0.send(PcEvent::Track(track));
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let _ = self.0.send(PcEvent::Candidate(event.candidate));
+    }
+}
+
+/// A local Opus track with a fixed SSRC (the crate needs it set to accept the packets).
+/// `stream` becomes the SDP's MediaStream id.
+pub fn local_track(stream: String, track: String, ssrc: u32) -> TrackLocalStaticRTP {
+    TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream,
+        track.clone(),
+        track,
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: opus(),
+            ..Default::default()
+        }],
+    ))
+}
 
 /// Opus as the server offers it: in-band FEC and DTX welcome.
 pub fn opus() -> RTCRtpCodec {

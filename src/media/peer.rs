@@ -10,10 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use tokio::sync::{mpsc, oneshot};
@@ -22,11 +18,11 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidate, RTCIceCandidateInit,
-    RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, StatsSelector,
+    RTCIceCandidateType, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::engine::{Bridge, PcEvent};
 use super::ports::PortLease;
 use super::room::RoomCmd;
 use super::stats::{MediaStats, PeerStats};
@@ -106,38 +102,6 @@ pub fn spawn(
     };
     tokio::spawn(run(ctx, stats, offer, reply, cmd_rx, pub_rx));
     handle
-}
-
-/// Connection events, passed from the crate's driver loop (which must never wait) to the
-/// peer task.
-enum PcEvent {
-    Gathered,
-    State(RTCPeerConnectionState),
-    Track(Arc<dyn TrackRemote>),
-    Candidate(RTCIceCandidate),
-}
-
-struct Bridge(mpsc::UnboundedSender<PcEvent>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Bridge {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.0.send(PcEvent::Gathered);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.0.send(PcEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.0.send(PcEvent::Track(track));
-    }
-
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        let _ = self.0.send(PcEvent::Candidate(event.candidate));
-    }
 }
 
 /// How a peer ended.
@@ -500,20 +464,7 @@ impl Peer {
             }
         };
         let id = format!("a-{}", speaker.user);
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            speaker.user.to_string(),
-            id.clone(),
-            id,
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: engine::opus(),
-                ..Default::default()
-            }],
-        )));
+        let track = Arc::new(engine::local_track(speaker.user.to_string(), id, ssrc));
         let local: Arc<dyn TrackLocal> = Arc::clone(&track) as Arc<dyn TrackLocal>;
         let transceiver = self
             .pc

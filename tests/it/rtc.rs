@@ -11,22 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription,
+    PeerConnection, PeerConnectionBuilder, RTCPeerConnectionState, RTCSessionDescription,
 };
+
+use meet::media::engine::{Bridge, PcEvent, local_track};
 
 use crate::sio::{AuthForm, Client, Kind};
 
@@ -37,29 +34,6 @@ pub struct Heard {
     pub last: Option<Instant>,
     /// The SSRCs the packets came with (one per server stream).
     pub ssrcs: Vec<u32>,
-}
-
-enum Ev {
-    Gathered,
-    State(RTCPeerConnectionState),
-    Track(Arc<dyn TrackRemote>),
-}
-
-struct Handler(mpsc::UnboundedSender<Ev>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, s: RTCIceGatheringState) {
-        if s == RTCIceGatheringState::Complete {
-            let _ = self.0.send(Ev::Gathered);
-        }
-    }
-    async fn on_connection_state_change(&self, s: RTCPeerConnectionState) {
-        let _ = self.0.send(Ev::State(s));
-    }
-    async fn on_track(&self, t: Arc<dyn TrackRemote>) {
-        let _ = self.0.send(Ev::Track(t));
-    }
 }
 
 enum Cmd {
@@ -83,14 +57,14 @@ pub struct Participant {
     tasks: Vec<JoinHandle<()>>,
 }
 
-async fn build_pc(tx: mpsc::UnboundedSender<Ev>) -> Arc<dyn PeerConnection> {
+async fn build_pc(tx: mpsc::UnboundedSender<PcEvent>) -> Arc<dyn PeerConnection> {
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(meet::media::engine::media_engine().expect("engine"))
         .with_interceptor_registry(meet::media::engine::registry())
         .with_setting_engine(meet::media::engine::setting_engine(
             &meet::config::Config::for_tests(std::path::Path::new("/tmp")).media,
         ))
-        .with_handler(Arc::new(Handler(tx)))
+        .with_handler(Arc::new(Bridge(tx)))
         .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
         .build()
         .await
@@ -98,10 +72,10 @@ async fn build_pc(tx: mpsc::UnboundedSender<Ev>) -> Arc<dyn PeerConnection> {
     Arc::new(pc)
 }
 
-async fn gathered(events: &mut mpsc::UnboundedReceiver<Ev>, stash: &mut Vec<Ev>) {
+async fn gathered(events: &mut mpsc::UnboundedReceiver<PcEvent>, stash: &mut Vec<PcEvent>) {
     let wait = async {
         while let Some(ev) = events.recv().await {
-            if matches!(ev, Ev::Gathered) {
+            if matches!(ev, PcEvent::Gathered) {
                 return;
             }
             stash.push(ev);
@@ -134,20 +108,11 @@ impl Participant {
         let pc = build_pc(tx).await;
 
         let ssrc = rand::random::<u32>() | 1;
-        let mic = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        let mic = Arc::new(local_track(
             format!("mic-{user}"),
             format!("mic-{user}"),
-            "mic".to_owned(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: meet::media::engine::opus(),
-                ..Default::default()
-            }],
-        )));
+            ssrc,
+        ));
         let sender = pc
             .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
             .await
@@ -342,8 +307,8 @@ async fn signalling(
 
 /// Reads every stream the server sends, counting packets per speaker (MediaStream id).
 async fn receive(
-    mut events: mpsc::UnboundedReceiver<Ev>,
-    stash: Vec<Ev>,
+    mut events: mpsc::UnboundedReceiver<PcEvent>,
+    stash: Vec<PcEvent>,
     heard: Arc<Mutex<HashMap<String, Heard>>>,
     state: Arc<Mutex<RTCPeerConnectionState>>,
 ) {
@@ -357,8 +322,8 @@ async fn receive(
             },
         };
         match ev {
-            Ev::State(s) => *state.lock().expect("state") = s,
-            Ev::Track(track) => {
+            PcEvent::State(s) => *state.lock().expect("state") = s,
+            PcEvent::Track(track) => {
                 let heard = Arc::clone(&heard);
                 tokio::spawn(async move {
                     let speaker = track.stream_id().await;
@@ -375,7 +340,7 @@ async fn receive(
                     }
                 });
             }
-            Ev::Gathered => {}
+            PcEvent::Gathered | PcEvent::Candidate(_) => {}
         }
     }
 }
