@@ -207,3 +207,30 @@ impl TestServer {
             .to_owned()
     }
 }
+
+/// A server with a host, students and one meeting of the host.
+pub struct Class {
+    pub server: TestServer,
+    /// (id, token) of the host and of each student.
+    pub host: (String, String),
+    pub students: Vec<(String, String)>,
+    pub meeting: String,
+}
+
+impl Class {
+    pub async fn start(students: &[&str], tweak: impl FnOnce(&mut Config)) -> Self {
+        let server = TestServer::start_with(tweak).await;
+        let host = server.host("teacher").await;
+        let mut ids = Vec::new();
+        for name in students {
+            ids.push(server.student(&host.1, name).await);
+        }
+        let meeting = server.meeting(&host.1, "Live class").await;
+        Self {
+            server,
+            host,
+            students: ids,
+            meeting,
+        }
+    }
+}

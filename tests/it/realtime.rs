@@ -6,33 +6,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{Class, TestServer};
 use crate::sio::{ALL, AuthForm, Client, Kind, bin, to_bin};
 
 const QUIET: Duration = Duration::from_millis(400);
 
-/// A host, three students and a meeting.
-struct Class {
-    server: TestServer,
-    host: (String, String),
-    students: Vec<(String, String)>,
-    meeting: String,
-}
-
+/// A host, three students (ana, ben, cleo) and a meeting.
 async fn class(tweak: impl FnOnce(&mut meet::config::Config)) -> Class {
-    let server = TestServer::start_with(tweak).await;
-    let host = server.host("teacher").await;
-    let mut students = Vec::new();
-    for name in ["ana", "ben", "cleo"] {
-        students.push(server.student(&host.1, name).await);
-    }
-    let meeting = server.meeting(&host.1, "Live class").await;
-    Class {
-        server,
-        host,
-        students,
-        meeting,
-    }
+    Class::start(&["ana", "ben", "cleo"], tweak).await
 }
 
 impl Class {

@@ -8,36 +8,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::Class;
 use crate::rtc::{Aiortc, Participant};
 use crate::sio::{AuthForm, Client, Kind};
 
 /// A host, `n` students and a meeting.
-struct Class {
-    server: TestServer,
-    host: (String, String),
-    students: Vec<(String, String)>,
-    meeting: String,
-}
-
 async fn class(n: usize, tweak: impl FnOnce(&mut meet::config::Config)) -> Class {
-    let server = TestServer::start_with(tweak).await;
-    let host = server.host("teacher").await;
-    let mut students = Vec::new();
-    for i in 0..n {
-        students.push(server.student(&host.1, &format!("student{i}")).await);
-    }
-    let meeting = server.meeting(&host.1, "Live class").await;
-    Class {
-        server,
-        host,
-        students,
-        meeting,
-    }
+    let names: Vec<String> = (0..n).map(|i| format!("student{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Class::start(&names, tweak).await
 }
 
 impl Class {
-    async fn join(&self, (id, token): &(String, String)) -> Participant {
+    async fn peer(&self, (id, token): &(String, String)) -> Participant {
         Participant::join(&self.server.base, token, &self.meeting, id).await
     }
 
@@ -123,11 +106,11 @@ fn pairs(of: &[(&Participant, &Participant)]) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     let c = class(2, |_| {}).await;
-    let host = c.join(&c.host).await;
+    let host = c.peer(&c.host).await;
     // Ana's candidates trickle (signals of their own, before and after her offer).
     let (ana_id, ana_token) = &c.students[0];
     let ana = Participant::join_with(&c.server.base, ana_token, &c.meeting, ana_id, true).await;
-    let ben = c.join(&c.students[1]).await;
+    let ben = c.peer(&c.students[1]).await;
     let all = [&host, &ana, &ben];
     let everyone = pairs(&[
         (&host, &ana),
@@ -262,9 +245,9 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_peers_renegotiate_as_people_join_and_leave() {
     let c = class(10, |_| {}).await;
-    let mut people = vec![c.join(&c.host).await];
+    let mut people = vec![c.peer(&c.host).await];
     for s in &c.students[..9] {
-        people.push(c.join(s).await);
+        people.push(c.peer(s).await);
     }
     let hears_all = |people: &[Participant]| {
         people.iter().all(|l| {
@@ -328,7 +311,7 @@ async fn ten_peers_renegotiate_as_people_join_and_leave() {
     );
 
     // A tenth person joins: everyone is offered their stream, and hears them.
-    let late = c.join(&c.students[9]).await;
+    let late = c.peer(&c.students[9]).await;
     assert!(
         until(Duration::from_secs(10), || people
             .iter()
