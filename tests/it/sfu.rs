@@ -627,3 +627,38 @@ async fn a_peer_that_vanishes_is_closed_by_the_ice_timeout_and_its_port_freed() 
         .status();
     ana.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_candidates_announce_the_configured_public_address() {
+    let c = class(1, |config| {
+        config.media.public_ip = Some("203.0.113.7".parse().expect("ip"));
+    })
+    .await;
+    let (ana_id, ana_token) = &c.students[0];
+    let ana = Aiortc::join(&c.server.base, ana_token, &c.meeting, ana_id, 440).await;
+    let candidates: Vec<&str> = ana
+        .answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .collect();
+    assert!(!candidates.is_empty(), "{}", ana.answer);
+    for line in &candidates {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields[4], "203.0.113.7", "{line}");
+        assert_eq!(fields[7], "host", "{line}");
+    }
+    // The port is still the one the server bound on its own address.
+    let port: u16 = candidates[0]
+        .split(' ')
+        .nth(5)
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert!(std::net::UdpSocket::bind(("127.0.0.1", port)).is_err());
+    // And Opus asks for FEC and DTX.
+    assert!(
+        ana.answer.contains("useinbandfec=1;usedtx=1"),
+        "{}",
+        ana.answer
+    );
+    ana.quit().await;
+}
