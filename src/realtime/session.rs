@@ -95,7 +95,18 @@ struct State {
     /// What `connection-ack` tells the client, prepared by the connect middleware.
     ack: Option<serde_json::Value>,
     budget: Budget,
+    /// `webrtc-signal` messages, and among them offers (each opens a peer connection).
+    signals: Budget,
+    offers: Budget,
 }
+
+/// `webrtc-signal` messages a socket may send: a sustained rate and a burst (a client trickles
+/// a dozen candidates at once). Offers, which each open a connection and a UDP port, have a
+/// budget of their own.
+pub const SIGNALS_PER_SECOND: f64 = 20.0;
+pub const SIGNAL_BURST: f64 = 60.0;
+pub const OFFERS_PER_SECOND: f64 = 0.2;
+pub const OFFER_BURST: f64 = 5.0;
 
 /// The verdict on one audio message.
 #[derive(Debug, PartialEq, Eq)]
@@ -119,6 +130,18 @@ struct Budget {
 }
 
 impl Budget {
+    fn new(rate: f64, burst: f64, flood_after: u32, now: Instant) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            at: now,
+            refused: 0,
+            window_start: now,
+            flood_after,
+        }
+    }
+
     fn admit(&mut self, now: Instant) -> Admit {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
@@ -148,15 +171,14 @@ impl Session {
             state: Mutex::new(State {
                 meeting: None,
                 ack: None,
-                budget: Budget {
-                    rate: f64::from(config.audio_messages_per_second),
+                budget: Budget::new(
+                    f64::from(config.audio_messages_per_second),
                     burst,
-                    tokens: burst,
-                    at: now,
-                    refused: 0,
-                    window_start: now,
-                    flood_after: config.flood_disconnect_after,
-                },
+                    config.flood_disconnect_after,
+                    now,
+                ),
+                signals: Budget::new(SIGNALS_PER_SECOND, SIGNAL_BURST, u32::MAX, now),
+                offers: Budget::new(OFFERS_PER_SECOND, OFFER_BURST, u32::MAX, now),
             }),
             rtt_ms: AtomicU64::new(0),
             tickets: AtomicU64::new(0),
@@ -196,6 +218,15 @@ impl Session {
 
     pub fn admit_audio(&self, now: Instant) -> Admit {
         self.state().budget.admit(now)
+    }
+
+    /// Whether one more `webrtc-signal` (an offer when `offer`) is within the socket's budget.
+    pub fn admit_signal(&self, now: Instant, offer: bool) -> bool {
+        let mut state = self.state();
+        if state.signals.admit(now) != Admit::Yes {
+            return false;
+        }
+        !offer || state.offers.admit(now) == Admit::Yes
     }
 
     pub fn set_rtt(&self, rtt: Duration) {

@@ -12,6 +12,7 @@ use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 
 use super::events::{current_meeting, payload, reply, session};
+use super::session::{OFFERS_PER_SECOND, SIGNALS_PER_SECOND};
 use super::{Hub, meeting_room, user_room};
 use crate::error::{Error, Result};
 use crate::media::{MediaError, MediaEvent, Signal};
@@ -34,6 +35,17 @@ pub async fn webrtc_signal(
         let session = session(&s)?;
         let SignalIn { signal } = payload(data)?;
         let meeting = current_meeting(&session)?;
+        let offer = matches!(signal, Signal::Offer { .. });
+        if !session.admit_signal(std::time::Instant::now(), offer) {
+            let wait = if offer {
+                1.0 / OFFERS_PER_SECOND
+            } else {
+                1.0 / SIGNALS_PER_SECOND
+            };
+            return Err(Error::RateLimited {
+                retry_after: std::time::Duration::from_secs_f64(wait.ceil()),
+            });
+        }
         let user = session.user.id.as_str();
         let owner = s.id.to_string();
         let media = &hub.media;

@@ -381,6 +381,34 @@ async fn bad_signals_get_error_acknowledgements() {
         )
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
+    // Offers (each would open a connection and a UDP port) have a budget per socket: a burst
+    // of 5, then one per 5 s.
+    let mut fresh = Client::spawn(Kind::NodeWebsocket).await;
+    fresh
+        .connect(
+            &c.server.base,
+            AuthForm::Object,
+            &c.students[0].1,
+            Some(&c.meeting),
+        )
+        .await
+        .expect("connects");
+    let garbage = json!({"signal": {"type": "offer", "sdp": "v=0\r\n"}});
+    for i in 0..5 {
+        let ack = fresh.call("webrtc-signal", garbage.clone()).await;
+        assert_eq!(ack["code"], "bad_request", "offer {i}: {ack}");
+    }
+    let ack = fresh.call("webrtc-signal", garbage).await;
+    assert_eq!(ack["code"], "rate_limited", "{ack}");
+    // Other signals have their own, larger budget.
+    let ack = fresh
+        .call(
+            "webrtc-signal",
+            json!({"signal": {"type": "candidate", "candidate": {"candidate": ""}}}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+
     // The server is still well: no peer was left behind.
     let m = c.metrics().await;
     assert_eq!(metric(&m, "meet_sfu_peers"), 0.0);
