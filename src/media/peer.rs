@@ -150,6 +150,8 @@ async fn run(
         pending: Vec::new(),
         deadline: None,
         answered: false,
+        remote_candidates: 0,
+        broken: false,
     };
     let ending = match peer.answer_first(offer).await {
         Ok(answer) => {
@@ -244,7 +246,14 @@ struct Peer {
     /// When the unanswered offer expires.
     deadline: Option<tokio::time::Instant>,
     answered: bool,
+    /// Remote candidates taken so far (at most `MAX_REMOTE_CANDIDATES`).
+    remote_candidates: usize,
+    /// A renegotiation failed half-way: the connection's streams are no longer known.
+    broken: bool,
 }
+
+/// Remote candidates one connection takes: every one is a pair the ICE agent checks.
+const MAX_REMOTE_CANDIDATES: usize = 32;
 
 fn bad(what: &str, e: impl std::fmt::Display) -> MediaError {
     MediaError::BadSignal(format!("{what}: {e}"))
@@ -321,6 +330,9 @@ impl Peer {
                     Some(PeerCmd::Answer(sdp, reply)) => {
                         let result = self.apply_answer(sdp).await;
                         let _ = reply.send(result);
+                        if self.broken {
+                            return Ending::Failed;
+                        }
                     }
                     Some(PeerCmd::Candidate(c, reply)) => {
                         let _ = reply.send(self.add_candidate(c).await);
@@ -402,10 +414,16 @@ impl Peer {
         }
     }
 
-    async fn add_candidate(&self, c: Candidate) -> Result<(), MediaError> {
+    async fn add_candidate(&mut self, c: Candidate) -> Result<(), MediaError> {
         if c.candidate.trim().is_empty() {
             return Ok(()); // end of candidates
         }
+        if self.remote_candidates >= MAX_REMOTE_CANDIDATES {
+            return Err(MediaError::BadSignal(format!(
+                "Too many candidates: a connection takes at most {MAX_REMOTE_CANDIDATES}"
+            )));
+        }
+        self.remote_candidates += 1;
         self.pc
             .add_ice_candidate(RTCIceCandidateInit {
                 candidate: c.candidate,
@@ -525,9 +543,9 @@ impl Peer {
             self.sending.insert(out.speaker.clone(), out);
         }
         if let Err(e) = self.renegotiate().await {
-            return Err(MediaError::Unavailable(format!(
-                "Renegotiation failed: {e}"
-            )));
+            // The answer itself was fine; the connection is not: it ends (as failed).
+            tracing::warn!(user = %self.ctx.key.user, error = %e, "renegotiation failed");
+            self.broken = true;
         }
         Ok(())
     }

@@ -220,13 +220,14 @@ impl Session {
         self.state().budget.admit(now)
     }
 
-    /// Whether one more `webrtc-signal` (an offer when `offer`) is within the socket's budget.
-    pub fn admit_signal(&self, now: Instant, offer: bool) -> bool {
-        let mut state = self.state();
-        if state.signals.admit(now) != Admit::Yes {
-            return false;
-        }
-        !offer || state.offers.admit(now) == Admit::Yes
+    /// Whether one more `webrtc-signal` is within the socket's budget.
+    pub fn admit_signal(&self, now: Instant) -> bool {
+        self.state().signals.admit(now) == Admit::Yes
+    }
+
+    /// Whether one more offer (a new connection) is within the socket's budget.
+    pub fn admit_offer(&self, now: Instant) -> bool {
+        self.state().offers.admit(now) == Admit::Yes
     }
 
     pub fn set_rtt(&self, rtt: Duration) {

@@ -35,16 +35,8 @@ pub async fn webrtc_signal(
         let session = session(&s)?;
         let SignalIn { signal } = payload(data)?;
         let meeting = current_meeting(&session)?;
-        let offer = matches!(signal, Signal::Offer { .. });
-        if !session.admit_signal(std::time::Instant::now(), offer) {
-            let wait = if offer {
-                1.0 / OFFERS_PER_SECOND
-            } else {
-                1.0 / SIGNALS_PER_SECOND
-            };
-            return Err(Error::RateLimited {
-                retry_after: std::time::Duration::from_secs_f64(wait.ceil()),
-            });
+        if !session.admit_signal(Instant::now()) {
+            return Err(rate_limited(SIGNALS_PER_SECOND));
         }
         let user = session.user.id.as_str();
         let owner = s.id.to_string();
@@ -52,6 +44,17 @@ pub async fn webrtc_signal(
         match signal {
             Signal::Offer { sdp } => {
                 check_size(&sdp)?;
+                let sections = sdp.lines().filter(|l| l.starts_with("m=")).count();
+                if sections != 1 || crate::media::sdp::audio_sections(&sdp) != 1 {
+                    return Err(Error::invalid(
+                        "signal.sdp",
+                        "an offer has exactly one section: the microphone's audio",
+                    ));
+                }
+                // Only an offer that will open a connection (and take a port) counts here.
+                if !session.admit_offer(Instant::now()) {
+                    return Err(rate_limited(OFFERS_PER_SECOND));
+                }
                 let answer = media
                     .offer(&meeting, user, &owner, sdp, || hub.route(&meeting))
                     .await
@@ -83,6 +86,12 @@ pub async fn webrtc_signal(
     }
     .await;
     reply(ack, result);
+}
+
+fn rate_limited(per_second: f64) -> Error {
+    Error::RateLimited {
+        retry_after: std::time::Duration::from_secs_f64((1.0 / per_second).ceil()),
+    }
 }
 
 fn check_size(sdp: &str) -> Result<()> {

@@ -213,6 +213,22 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(flowing(&all, Duration::from_millis(500)).await, everyone);
 
+    // A connection takes at most 32 remote candidates.
+    for i in 0..33u16 {
+        let c = format!("candidate:{i} 1 udp 1 127.0.0.1 {} typ host", 10_000 + i);
+        let ack = host
+            .call(
+                "webrtc-signal",
+                json!({"signal": {"type": "candidate", "candidate": {"candidate": c, "sdpMid": "0", "sdpMLineIndex": 0}}}),
+            )
+            .await;
+        if i < 32 {
+            assert_eq!(ack["ok"], true, "candidate {i}: {ack}");
+        } else {
+            assert_eq!(ack["code"], "bad_request", "candidate {i}: {ack}");
+        }
+    }
+
     // Stats: per participant and for the server.
     let m = c.metrics().await;
     assert_eq!(metric(&m, "meet_sfu_peers"), 3.0);
@@ -345,8 +361,15 @@ async fn bad_signals_get_error_acknowledgements() {
         .await;
     assert_eq!(joined["ok"], true, "{joined}");
 
+    let one_section =
+        json!({"signal": {"type": "offer", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}});
+    let two_sections = json!({"signal": {"type": "offer", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"}});
+    let data_channel = json!({"signal": {"type": "offer", "sdp": "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"}});
     let cases = [
-        (offer, "bad_request"),
+        (offer, "validation_failed"),
+        (two_sections, "validation_failed"),
+        (data_channel, "validation_failed"),
+        (one_section.clone(), "bad_request"),
         (
             json!({"signal": {"type": "offer", "sdp": ""}}),
             "validation_failed",
@@ -393,7 +416,7 @@ async fn bad_signals_get_error_acknowledgements() {
         )
         .await
         .expect("connects");
-    let garbage = json!({"signal": {"type": "offer", "sdp": "v=0\r\n"}});
+    let garbage = one_section;
     for i in 0..5 {
         let ack = fresh.call("webrtc-signal", garbage.clone()).await;
         assert_eq!(ack["code"], "bad_request", "offer {i}: {ack}");
