@@ -141,7 +141,7 @@ impl Sfu {
         user: &str,
         owner: &str,
         sdp: String,
-        route: impl FnOnce() -> Option<RouteState>,
+        route: impl FnOnce() -> Option<(u64, RouteState)>,
     ) -> Result<String, MediaError> {
         let (reply, answer) = oneshot::channel();
         let cmd = RoomCmd::Offer {
@@ -160,15 +160,15 @@ impl Sfu {
     fn to_room(
         &self,
         meeting: &str,
-        route: impl FnOnce() -> Option<RouteState>,
+        route: impl FnOnce() -> Option<(u64, RouteState)>,
         cmd: RoomCmd,
     ) -> Result<(), MediaError> {
         let mut rooms = self.rooms();
         let tx = match rooms.get(meeting) {
             Some(tx) if !tx.is_closed() => tx.clone(),
             _ => {
-                let route = route().ok_or(MediaError::Ended)?;
-                let tx = room::spawn(meeting.into(), Arc::clone(&self.shared), route);
+                let (version, route) = route().ok_or(MediaError::Ended)?;
+                let tx = room::spawn(meeting.into(), Arc::clone(&self.shared), version, route);
                 rooms.insert(meeting.to_owned(), tx.clone());
                 tx
             }
@@ -204,7 +204,7 @@ impl Sfu {
         user: &str,
         owner: &str,
         candidate: Candidate,
-        route: impl FnOnce() -> Option<RouteState>,
+        route: impl FnOnce() -> Option<(u64, RouteState)>,
     ) -> Result<(), MediaError> {
         let (reply, done) = oneshot::channel();
         self.to_room(
@@ -238,9 +238,10 @@ impl Sfu {
     }
 
     /// The meeting's mode or mutes changed: applies to the next packet.
-    pub fn set_route(&self, meeting: &str, route: &RouteState) {
+    /// `version` orders the states: an older one arriving late is ignored.
+    pub fn set_route(&self, meeting: &str, version: u64, route: &RouteState) {
         if let Some(tx) = self.rooms().get(meeting) {
-            let _ = tx.send(RoomCmd::Route(route.clone()));
+            let _ = tx.send(RoomCmd::Route(version, route.clone()));
         }
     }
 

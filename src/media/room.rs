@@ -41,16 +41,14 @@ pub enum RoomCmd {
         user: Arc<str>,
         owner: Option<String>,
     },
-    Route(RouteState),
+    /// A routing state and its version (newer ones only are applied).
+    Route(u64, RouteState),
     /// Close every peer; `done` when they are closed.
     End(oneshot::Sender<()>),
     /// From a peer: a stream the subscriber has accepted.
     LegReady(Arc<Leg>),
     /// From a peer task, as it ends.
-    Closed {
-        key: PeerKey,
-        ending: Ending,
-    },
+    Closed { key: PeerKey, ending: Ending },
 }
 
 struct Room {
@@ -58,6 +56,7 @@ struct Room {
     shared: Arc<Shared>,
     tx: mpsc::UnboundedSender<RoomCmd>,
     route: RouteState,
+    route_version: u64,
     peers: HashMap<Arc<str>, PeerHandle>,
     legs: Vec<Arc<Leg>>,
     early: HashMap<Arc<str>, Vec<Candidate>>,
@@ -70,6 +69,7 @@ struct Room {
 pub fn spawn(
     id: Arc<str>,
     shared: Arc<Shared>,
+    route_version: u64,
     route: RouteState,
 ) -> mpsc::UnboundedSender<RoomCmd> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -78,6 +78,7 @@ pub fn spawn(
         shared,
         tx: tx.clone(),
         route,
+        route_version,
         peers: HashMap::new(),
         legs: Vec::new(),
         early: HashMap::new(),
@@ -150,9 +151,12 @@ impl Room {
                     self.remove(&user, true);
                 }
             }
-            RoomCmd::Route(route) => {
-                self.route = route;
-                self.apply_route();
+            RoomCmd::Route(version, route) => {
+                if version > self.route_version {
+                    self.route_version = version;
+                    self.route = route;
+                    self.apply_route();
+                }
             }
             RoomCmd::End(done) => {
                 let _ = done.send(());

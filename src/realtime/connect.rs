@@ -145,6 +145,7 @@ pub async fn enter(
     let id = joined.meeting.id.clone();
     let (_, route) = hub.services.route_state(&id).await?;
     hub.presence.attach(&id, route, &user.id, s.id);
+    let attached = hub.presence.with_room(&id, |r| r.route_version);
     // Read again now that the socket is visible to the event task: a mode change, a mute or
     // the end that happened in between is not missed.
     let (meeting, route) = hub.services.route_state(&id).await?;
@@ -152,7 +153,12 @@ pub async fn enter(
         hub.presence.detach(&id, &user.id, s.id);
         return Err(Error::conflict("meeting_ended", "This meeting has ended"));
     }
-    hub.update_room(&id, |r| r.route = route);
+    // Unless the event task changed the route meanwhile (then it is newer than this read).
+    hub.update_room(&id, |r| {
+        if Some(r.route_version) == attached {
+            r.route = route;
+        }
+    });
     s.join([meeting_room(&id), user_room(&id, &user.id)]);
     session.set_meeting(Some(id.as_str().into()));
     Ok(json!({

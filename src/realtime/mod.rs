@@ -174,16 +174,20 @@ impl Hub {
     fn update_room(&self, meeting: &str, f: impl FnOnce(&mut presence::Room)) {
         let route = self.presence.with_room(meeting, |r| {
             f(r);
-            r.route.clone()
+            r.route_version = self.presence.next_version();
+            (r.route_version, r.route.clone())
         });
-        if let Some(route) = route {
-            self.media.set_route(meeting, &route);
+        // Outside the presence lock (the SFU takes its own, then presence's); the version
+        // makes the SFU keep the newest state whatever order two updates arrive in.
+        if let Some((version, route)) = route {
+            self.media.set_route(meeting, version, &route);
         }
     }
 
-    /// A live meeting's routing state.
-    fn route(&self, meeting: &str) -> Option<RouteState> {
-        self.presence.with_room(meeting, |r| r.route.clone())
+    /// A live meeting's routing state, with its version.
+    fn route(&self, meeting: &str) -> Option<(u64, RouteState)> {
+        self.presence
+            .with_room(meeting, |r| (r.route_version, r.route.clone()))
     }
 
     /// Releases a user's seat when none of their sockets came back within `delay`.

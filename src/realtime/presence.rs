@@ -13,6 +13,9 @@ use crate::domain::speaker::SpeakerTracker;
 /// A live meeting.
 pub struct Room {
     pub route: RouteState,
+    /// When `route` last changed ([`Presence::next_version`]), so that an older state never
+    /// overwrites a newer one, even across a room that went and came back.
+    pub route_version: u64,
     pub speaker: SpeakerTracker,
     members: HashMap<String, Member>,
     sockets: usize,
@@ -50,6 +53,7 @@ pub enum Detached {
 
 pub struct Presence {
     rooms: Mutex<HashMap<String, Room>>,
+    versions: std::sync::atomic::AtomicU64,
     speaker_interval: Duration,
 }
 
@@ -57,6 +61,7 @@ impl Presence {
     pub fn new(speaker_interval: Duration) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
+            versions: std::sync::atomic::AtomicU64::new(0),
             speaker_interval,
         }
     }
@@ -65,6 +70,13 @@ impl Presence {
         self.rooms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A routing-state version, greater than every one before (all meetings share the count).
+    pub fn next_version(&self) -> u64 {
+        self.versions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
     }
 
     /// Adds a socket of `user` to the meeting, creating the live room with `route` if needed.
@@ -76,6 +88,7 @@ impl Presence {
             created = true;
             Room {
                 route,
+                route_version: self.next_version(),
                 speaker: SpeakerTracker::new(self.speaker_interval),
                 members: HashMap::new(),
                 sockets: 0,
@@ -158,6 +171,23 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_room_that_comes_back_starts_above_every_earlier_version() {
+        let p = Presence::new(Duration::from_millis(300));
+        let s = Sid::new();
+        p.attach("m", RouteState::default(), "a", s);
+        let first = p.with_room("m", |r| r.route_version);
+        let bumped = p.with_room("m", |r| {
+            r.route_version = p.next_version();
+            r.route_version
+        });
+        assert!(bumped > first);
+        p.detach("m", "a", s);
+        assert!(p.with_room("m", |r| r.route_version).is_none());
+        p.attach("m", RouteState::default(), "a", s);
+        assert!(p.with_room("m", |r| r.route_version) > bumped);
+    }
 
     #[test]
     fn last_socket_of_a_user_and_of_a_room() {
