@@ -245,6 +245,11 @@ impl Sfu {
         }
     }
 
+    /// The meetings that have a room.
+    pub fn meetings(&self) -> Vec<String> {
+        self.rooms().keys().cloned().collect()
+    }
+
     /// The meeting ended: every connection in it closes.
     pub async fn end(&self, meeting: &str) {
         let tx = self.rooms().remove(meeting);

@@ -145,6 +145,7 @@ async fn run(
         ev_rx,
         stashed: VecDeque::new(),
         publisher: Some(pub_rx),
+        early_legs: Vec::new(),
         wanted: BTreeSet::new(),
         sending: BTreeMap::new(),
         pending: Vec::new(),
@@ -235,6 +236,9 @@ struct Peer {
     /// Events that came while waiting for gathering.
     stashed: VecDeque<PcEvent>,
     publisher: Option<mpsc::UnboundedReceiver<PublishCmd>>,
+    /// Until the participant's first packet starts the publisher: its legs so far (the queue is
+    /// folded into this now and then, so a silent participant holds no stale legs).
+    early_legs: Vec<Arc<Leg>>,
     /// The client's audio-level extension id, and the first mid (for trickled candidates).
     level_id: Option<u8>,
     mid: String,
@@ -355,7 +359,10 @@ impl Peer {
                     tracing::info!(user = %self.ctx.key.user, "no answer to the server's offer; closing the peer");
                     return Ending::Failed;
                 }
-                _ = stats_tick.tick() => self.sample().await,
+                _ = stats_tick.tick() => {
+                    self.fold_publisher_queue();
+                    self.sample().await;
+                }
             }
         }
     }
@@ -375,6 +382,7 @@ impl Peer {
                 Some(cmds) => {
                     tokio::spawn(publish(
                         track,
+                        std::mem::take(&mut self.early_legs),
                         cmds,
                         self.level_id,
                         Arc::clone(&self.stats),
@@ -394,6 +402,16 @@ impl Peer {
             }
         }
         None
+    }
+
+    /// Applies the queued leg changes of a publisher that has not started.
+    fn fold_publisher_queue(&mut self) {
+        let Some(cmds) = self.publisher.as_mut() else {
+            return;
+        };
+        while let Ok(cmd) = cmds.try_recv() {
+            apply(&mut self.early_legs, cmd);
+        }
     }
 
     fn trickle(&self, c: &RTCIceCandidate) {
@@ -580,14 +598,21 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// allocation, lock or await of our own per packet: leg changes are picked up with a
 /// non-blocking receive, routing is one atomic load per leg, and a subscriber whose
 /// connection cannot take the packet at once loses that packet rather than stalling others.
+fn apply(legs: &mut Vec<Arc<Leg>>, cmd: PublishCmd) {
+    match cmd {
+        PublishCmd::Add(leg) => legs.push(leg),
+        PublishCmd::RemoveSubscriber(key) => legs.retain(|l| l.subscriber != key),
+    }
+}
+
 async fn publish(
     track: Arc<dyn TrackRemote>,
+    mut legs: Vec<Arc<Leg>>,
     mut cmds: mpsc::UnboundedReceiver<PublishCmd>,
     level_id: Option<u8>,
     stats: Arc<PeerStats>,
     server: Arc<MediaStats>,
 ) {
-    let mut legs: Vec<Arc<Leg>> = Vec::new();
     while let Some(ev) = track.poll().await {
         let mut packet = match ev {
             TrackRemoteEvent::OnRtpPacket(p) => p,
@@ -595,10 +620,7 @@ async fn publish(
             _ => continue,
         };
         while let Ok(cmd) = cmds.try_recv() {
-            match cmd {
-                PublishCmd::Add(leg) => legs.push(leg),
-                PublishCmd::RemoveSubscriber(key) => legs.retain(|l| l.subscriber != key),
-            }
+            apply(&mut legs, cmd);
         }
         let bytes = packet.payload.len() as u64;
         stats.packets_in.fetch_add(1, Relaxed);

@@ -417,6 +417,18 @@ async fn resync(hub: &Arc<Hub>) {
             Err(e) => tracing::warn!(error = %e, meeting = %id, "resync failed"),
         }
     }
+    // The SFU may hold a meeting no socket is in any more: drop it if the meeting ended.
+    let live = hub.presence.meetings();
+    for id in hub.media.meetings() {
+        if live.contains(&id) {
+            continue;
+        }
+        if let Ok((meeting, _)) = hub.services.route_state(&id).await
+            && !meeting.status.is_open()
+        {
+            hub.media.end(&id).await;
+        }
+    }
 }
 
 /// The app-level keepalive: `ping {timestamp}` to every socket; clients answer `pong`.

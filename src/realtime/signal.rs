@@ -128,8 +128,12 @@ pub async fn run_media_events(hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Med
                     .parse::<Sid>()
                     .ok()
                     .and_then(|sid| hub.io().get_socket(sid));
-                if let Some(s) = socket {
-                    let _ = s.emit("webrtc-signal", &json!({"signal": signal}));
+                if let Some(s) = socket
+                    && let Err(e) = s.emit("webrtc-signal", &json!({"signal": signal}))
+                {
+                    // A full socket queue: an unanswered offer then closes the connection
+                    // after `media.answer_timeout_ms`, and the client makes a new one.
+                    tracing::warn!(sid = %s.id, error = %e, "a WebRTC signal could not be sent");
                 }
             }
             MediaEvent::Levels { meeting, levels } => {
