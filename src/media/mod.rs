@@ -278,7 +278,7 @@ impl Sfu {
     }
 }
 
-/// Forwarded packets per second, and the ports held, once a second.
+/// Forwarded packets per second, once a second.
 async fn sample_rates(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -290,10 +290,6 @@ async fn sample_rates(shared: Arc<Shared>) {
         let secs = now.duration_since(last.0).as_secs_f64().max(1e-3);
         let rate = (total.saturating_sub(last.1) as f64 / secs).round() as u64;
         shared.stats.forwarded_per_second.store(rate, Relaxed);
-        shared
-            .stats
-            .ports_leased
-            .store(shared.ports.leased() as u64, Relaxed);
         last = (now, total);
     }
 }

@@ -233,4 +233,16 @@ impl Class {
             meeting,
         }
     }
+
+    /// The host ends the meeting.
+    pub async fn end_meeting(&self) {
+        self.server
+            .post(
+                &format!("/api/meetings/{}/end", self.meeting),
+                &self.host.1,
+                json!({}),
+            )
+            .await
+            .expect(200);
+    }
 }

@@ -494,14 +494,7 @@ async fn relay_private_mode_mutes_and_the_end_of_a_meeting() {
     );
 
     // The end: everyone gets meeting-ended, then their sockets close.
-    c.server
-        .post(
-            &format!("/api/meetings/{}/end", c.meeting),
-            &c.host.1,
-            json!({}),
-        )
-        .await
-        .expect(200);
+    c.end_meeting().await;
     for client in [&mut host, &mut ana, &mut ben, &mut cleo] {
         let ended = client.event("meeting-ended").await;
         assert_eq!(ended["meetingId"], json!(c.meeting));
