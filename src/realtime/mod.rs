@@ -190,8 +190,13 @@ impl Hub {
             .with_room(meeting, |r| (r.route_version, r.route.clone()))
     }
 
-    /// Releases a user's seat when none of their sockets came back within `delay`.
+    /// Releases a user's seat `delay` from now unless a socket of theirs arrives before: a
+    /// socket that arrives, even one that drops again, cancels this release (a later drop
+    /// starts its own wait). Nothing happens when the user has a socket there now.
     fn release_unless_back(self: &Arc<Self>, meeting: Arc<str>, user: String, delay: Duration) {
+        let Some(token) = self.presence.await_return(&meeting, &user) else {
+            return;
+        };
         let hub = Arc::clone(self);
         let mut stop = self.stop.subscribe();
         tokio::spawn(async move {
@@ -199,7 +204,7 @@ impl Hub {
                 () = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if hub.presence.sockets_of(&meeting, &user).is_empty()
+            if hub.presence.take_release(&meeting, &user, token)
                 && let Err(e) = hub.services.release_seat(&meeting, &user).await
             {
                 tracing::warn!(error = %e, %meeting, "could not release a seat");
@@ -314,10 +319,9 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
                 .except(user_room(&meeting_id, &user_id))
                 .emit("participant-joined", &body)
                 .await;
-            if hub.presence.sockets_of(&meeting_id, &user_id).is_empty() {
-                // A REST join: the seat is held until a socket arrives, for a while.
-                hub.release_unless_back(meeting_id.into(), user_id, hub.config.seat_hold);
-            }
+            // A REST join holds the seat for a while until a socket arrives. A socket's own
+            // join is often seen here before the socket is attached: the socket cancels it.
+            hub.release_unless_back(meeting_id.into(), user_id, hub.config.seat_hold);
         }
         MeetingEvent::Left {
             meeting_id,

@@ -25,6 +25,15 @@ struct Member {
     sockets: Vec<Sid>,
 }
 
+#[derive(Default)]
+struct State {
+    rooms: HashMap<String, Room>,
+    /// Seats waiting for a socket of their user, by (meeting, user): the token of the one
+    /// release that may still happen. A socket that arrives cancels it; a newer wait replaces it.
+    awaited: HashMap<(String, String), u64>,
+    tokens: u64,
+}
+
 impl Room {
     /// Sockets of everyone but `user`.
     pub fn sockets_except(&self, user: &str) -> usize {
@@ -52,7 +61,7 @@ pub enum Detached {
 }
 
 pub struct Presence {
-    rooms: Mutex<HashMap<String, Room>>,
+    state: Mutex<State>,
     versions: std::sync::atomic::AtomicU64,
     speaker_interval: Duration,
 }
@@ -60,14 +69,14 @@ pub struct Presence {
 impl Presence {
     pub fn new(speaker_interval: Duration) -> Self {
         Self {
-            rooms: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             versions: std::sync::atomic::AtomicU64::new(0),
             speaker_interval,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
-        self.rooms
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -79,10 +88,13 @@ impl Presence {
             + 1
     }
 
-    /// Adds a socket of `user` to the meeting, creating the live room with `route` if needed.
-    /// Returns true when the room was created by this call.
+    /// Adds a socket of `user` to the meeting, creating the live room with `route` if needed,
+    /// and cancels any release awaiting the user's return. Returns true when the room was
+    /// created by this call.
     pub fn attach(&self, meeting: &str, route: RouteState, user: &str, sid: Sid) -> bool {
-        let mut rooms = self.lock();
+        let mut state = self.lock();
+        let State { rooms, awaited, .. } = &mut *state;
+        awaited.remove(&(meeting.to_owned(), user.to_owned()));
         let mut created = false;
         let room = rooms.entry(meeting.to_owned()).or_insert_with(|| {
             created = true;
@@ -109,7 +121,8 @@ impl Presence {
 
     /// Removes a socket. The room goes when its last socket does.
     pub fn detach(&self, meeting: &str, user: &str, sid: Sid) -> Detached {
-        let mut rooms = self.lock();
+        let mut state = self.lock();
+        let rooms = &mut state.rooms;
         let Some(room) = rooms.get_mut(meeting) else {
             return Detached::NoRoom;
         };
@@ -133,7 +146,37 @@ impl Presence {
 
     /// Runs `f` on a live meeting.
     pub fn with_room<R>(&self, meeting: &str, f: impl FnOnce(&mut Room) -> R) -> Option<R> {
-        self.lock().get_mut(meeting).map(f)
+        self.lock().rooms.get_mut(meeting).map(f)
+    }
+
+    /// Starts waiting for `user` to come back to the meeting: returns the token of the release
+    /// to make once the wait is over ([`Presence::take_release`]), or `None` when the user has
+    /// a socket there (nothing to wait for). Checked and recorded under the one lock, so a
+    /// socket attached at any moment after this call cancels the release.
+    pub fn await_return(&self, meeting: &str, user: &str) -> Option<u64> {
+        let mut state = self.lock();
+        let present = state.rooms.get(meeting).is_some_and(|r| r.has(user));
+        if present {
+            return None;
+        }
+        state.tokens += 1;
+        let token = state.tokens;
+        state
+            .awaited
+            .insert((meeting.to_owned(), user.to_owned()), token);
+        Some(token)
+    }
+
+    /// Whether the release `token` is still due: no socket of the user arrived since
+    /// [`Presence::await_return`], no newer wait replaced it, the meeting did not end. Due once.
+    pub fn take_release(&self, meeting: &str, user: &str, token: u64) -> bool {
+        let mut state = self.lock();
+        let key = (meeting.to_owned(), user.to_owned());
+        if state.awaited.get(&key) != Some(&token) {
+            return false;
+        }
+        state.awaited.remove(&key);
+        !state.rooms.get(meeting).is_some_and(|r| r.has(user))
     }
 
     /// The user's sockets in the meeting.
@@ -147,9 +190,13 @@ impl Presence {
         .unwrap_or_default()
     }
 
-    /// Forgets a meeting (it ended); returns its sockets so they can be closed.
+    /// Forgets a meeting (it ended), and the releases awaited in it; returns its sockets so
+    /// they can be closed.
     pub fn remove_room(&self, meeting: &str) -> Vec<Sid> {
-        self.lock()
+        let mut state = self.lock();
+        state.awaited.retain(|(m, _), _| m != meeting);
+        state
+            .rooms
             .remove(meeting)
             .map(|r| r.members.into_values().flat_map(|m| m.sockets).collect())
             .unwrap_or_default()
@@ -157,13 +204,13 @@ impl Presence {
 
     /// Ids of the live meetings.
     pub fn meetings(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+        self.lock().rooms.keys().cloned().collect()
     }
 
     /// Live meetings and sockets in them.
     #[cfg(test)]
     fn counts(&self) -> (usize, usize) {
-        let rooms = self.lock();
+        let rooms = &self.lock().rooms;
         (rooms.len(), rooms.values().map(|r| r.sockets).sum())
     }
 }
@@ -205,6 +252,32 @@ mod tests {
         assert_eq!(p.detach("m", "b", b), Detached::LastSocket);
         assert_eq!(p.counts(), (0, 0), "the room goes with its last socket");
         assert_eq!(p.detach("m", "b", b), Detached::NoRoom);
+    }
+
+    #[test]
+    fn a_socket_that_arrives_cancels_the_awaited_release() {
+        let p = Presence::new(Duration::from_millis(300));
+        let (a1, a2, host) = (Sid::new(), Sid::new(), Sid::new());
+        p.attach("m", RouteState::default(), "h", host);
+        // The join's event is seen before its socket is attached (the seat-hold wait starts),
+        // then the socket arrives and later drops: the old wait must not release the seat.
+        let hold = p.await_return("m", "a").expect("no socket yet");
+        p.attach("m", RouteState::default(), "a", a1);
+        assert_eq!(p.await_return("m", "a"), None, "present: nothing to await");
+        assert_eq!(p.detach("m", "a", a1), Detached::LastSocket);
+        let grace = p.await_return("m", "a").expect("gone");
+        assert!(!p.take_release("m", "a", hold), "cancelled by the socket");
+        // Back within the grace, dropped again: only the newest wait counts.
+        p.attach("m", RouteState::default(), "a", a2);
+        assert_eq!(p.detach("m", "a", a2), Detached::LastSocket);
+        let again = p.await_return("m", "a").expect("gone again");
+        assert!(!p.take_release("m", "a", grace), "superseded");
+        assert!(p.take_release("m", "a", again));
+        assert!(!p.take_release("m", "a", again), "due once");
+        // The end of the meeting cancels what was awaited in it.
+        let ended = p.await_return("m", "b").expect("never came");
+        p.remove_room("m");
+        assert!(!p.take_release("m", "b", ended));
     }
 
     #[test]
