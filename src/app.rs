@@ -121,6 +121,24 @@ impl AppHandle {
     /// Stops accepting, lets open requests finish, stops the jobs and the control socket, and
     /// releases the database.
     pub async fn shutdown(mut self) {
+        // Recordings first, while clients can still hear `recording-ended`: their files are
+        // finished and stored within the shutdown grace (what is not stored by then stays in
+        // the spool and is stored at the next start).
+        match self.services.stop_all_recordings().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recordings = n, "stopped the recordings"),
+            Err(e) => tracing::error!(error = %e, "could not stop the recordings"),
+        }
+        if !self
+            .services
+            .recordings_settled(self.services.config.shutdown_grace)
+            .await
+        {
+            tracing::warn!(
+                pending = self.services.recordings_pending(),
+                "recordings not stored before the shutdown grace ran out; they stay in the spool"
+            );
+        }
         let _ = self.stop.send(true);
         let _ = (&mut self.http_task).await;
         if let Some(mut s) = self.scheduler.take() {
@@ -176,6 +194,9 @@ pub async fn start_with_clock(
         Ok(0) => {}
         Ok(n) => tracing::info!(seats = n, "released seats left from the previous run"),
         Err(e) => tracing::warn!(error = %e, "could not release stale seats"),
+    }
+    if let Some(queue) = services.take_storer_queue() {
+        tokio::spawn(Arc::clone(&services).run_storer(queue));
     }
     let realtime = crate::realtime::Realtime::start(Arc::clone(&services));
     let http = Arc::new(HttpState::new(

@@ -174,6 +174,9 @@ pub struct RawMeetings {
 #[serde(deny_unknown_fields, default)]
 pub struct RawRecordings {
     pub retention_days: Option<u64>,
+    pub auto_start: Option<bool>,
+    pub mix_bitrate: Option<u32>,
+    pub spool_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +284,18 @@ pub struct Config {
     /// STUN/TURN servers handed to clients in the join answer.
     pub ice_servers: Vec<IceServer>,
     pub media: MediaConfig,
+    pub recordings: RecordingsConfig,
+}
+
+/// The recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingsConfig {
+    /// Start recording when a meeting becomes active (its first join).
+    pub auto_start: bool,
+    /// Bits per second of the mixed file's Opus.
+    pub mix_bitrate: u32,
+    /// Where recordings are written while they run and until they are stored.
+    pub spool_dir: PathBuf,
 }
 
 /// The SFU's network and timers.
@@ -737,6 +752,11 @@ impl Config {
             ));
         }
 
+        let spool_dir = raw
+            .recordings
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("spool"));
         Ok(Self {
             listen,
             data_dir,
@@ -768,6 +788,16 @@ impl Config {
             logging: LoggingConfig { level, format },
             realtime: validate_realtime(&raw.realtime)?,
             media: validate_media(&raw.media)?,
+            recordings: RecordingsConfig {
+                auto_start: raw.recordings.auto_start.unwrap_or(false),
+                mix_bitrate: within(
+                    raw.recordings.mix_bitrate,
+                    32_000,
+                    6_000..=256_000,
+                    "recordings.mix_bitrate",
+                )?,
+                spool_dir,
+            },
             ice_servers: raw
                 .media
                 .ice_servers
@@ -1085,6 +1115,23 @@ fn validate_realtime(raw: &RawRealtime) -> Result<RealtimeConfig, ConfigError> {
         )?,
         active_speaker_interval: Duration::from_millis(speaker_ms),
     })
+}
+
+fn within<T: PartialOrd + Copy + std::fmt::Display>(
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    key: &str,
+) -> Result<T, ConfigError> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(key_err(
+            key,
+            format!("must be between {} and {}", range.start(), range.end()),
+        ))
+    }
 }
 
 fn positive<T: Default + PartialOrd + Copy>(

@@ -43,13 +43,15 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
             "database": database.as_deref().unwrap_or("ok"),
             "storage": storage.as_deref().unwrap_or("ok"),
         });
+        // Recordings waiting for the storage: reported, not a reason to stop serving.
+        let backlog = s.services.recordings_pending();
         Ok::<_, std::convert::Infallible>(match database.or(storage) {
-            None => super::json(StatusCode::OK, &j!({"status": "ready", "checks": checks})),
+            None => super::json(StatusCode::OK, &j!({"status": "ready", "checks": checks, "recordingBacklog": backlog})),
             Some(failure) => {
                 tracing::warn!(%failure, "not ready");
                 super::json(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &j!({"status": "error", "code": "not_ready", "message": format!("Not ready: {failure}"), "checks": checks}),
+                    &j!({"status": "error", "code": "not_ready", "message": format!("Not ready: {failure}"), "checks": checks, "recordingBacklog": backlog}),
                 )
             }
         })
@@ -93,11 +95,68 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// The recorder's series.
+fn render_recorder(s: &HttpState, out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let r = s.services.recorder.stats();
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed) as f64;
+    for (name, kind, help, v) in [
+        (
+            "meet_recordings_running",
+            "gauge",
+            "Recordings being written.",
+            n(&r.running),
+        ),
+        (
+            "meet_recording_packets_total",
+            "counter",
+            "Audio packets taken by recordings.",
+            n(&r.packets),
+        ),
+        (
+            "meet_recording_packets_dropped_total",
+            "counter",
+            "Audio packets lost by a recording whose queue was full (forwarding unaffected).",
+            n(&r.dropped),
+        ),
+        (
+            "meet_recording_bytes_written_total",
+            "counter",
+            "Bytes of finished recording files.",
+            n(&r.bytes_written),
+        ),
+        (
+            "meet_recording_failures_total",
+            "counter",
+            "Recording writes or uploads that failed (uploads are retried).",
+            n(&r.failures),
+        ),
+        (
+            "meet_recording_upload_backlog",
+            "gauge",
+            "Recordings stopped and not yet in the storage.",
+            s.services.recordings_pending() as f64,
+        ),
+        (
+            "meet_recording_mixer_lag_seconds",
+            "gauge",
+            "How far the last mixer step was behind its recording's clock.",
+            r.mixer_lag_ms() as f64 / 1000.0,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    }
+}
+
 async fn render_metrics(s: &HttpState) -> Response {
     let mut out = String::with_capacity(2048);
     s.metrics.render(&mut out);
     s.realtime.stats.render(&mut out);
     s.realtime.media.stats().render(&mut out);
+    render_recorder(s, &mut out);
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();

@@ -144,6 +144,30 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                 answer(result, |m| super::json(StatusCode::OK, &j!({"meeting": m})))
             },
         );
+    let record_start = warp::path!("api" / "meetings" / String / "recording" / "start")
+        .and(warp::post())
+        .and(st())
+        .and(json::<PathForm>())
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: PathForm| async move {
+                let result = b.then(&id, s.services.start_recording(&who, &id)).await;
+                answer(result, |r| {
+                    super::json(StatusCode::CREATED, &j!({"recording": r}))
+                })
+            },
+        );
+    let record_stop = warp::path!("api" / "meetings" / String / "recording" / "stop")
+        .and(warp::post())
+        .and(st())
+        .and(json::<PathForm>())
+        .and_then(
+            |id: String, s: Arc<HttpState>, who: Arc<Identity>, b: PathForm| async move {
+                let result = b.then(&id, s.services.stop_recording(&who, &id)).await;
+                answer(result, |r| {
+                    super::json(StatusCode::OK, &j!({"recording": r}))
+                })
+            },
+        );
     let participants = warp::path!("api" / "meetings" / "participants" / String)
         .and(warp::get())
         .and(st())
@@ -177,6 +201,10 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .or(leave)
         .unify()
         .or(end)
+        .unify()
+        .or(record_start)
+        .unify()
+        .or(record_stop)
         .unify()
         .or(participants)
         .unify()

@@ -12,6 +12,7 @@
 pub mod engine;
 mod peer;
 mod ports;
+pub mod record;
 mod room;
 pub mod rtp;
 pub mod sdp;
@@ -81,6 +82,8 @@ pub enum MediaError {
 /// What rooms and peers share.
 pub struct Shared {
     config: MediaConfig,
+    /// Offered every received packet of a meeting that records.
+    recorder: Option<record::recorder::Recorder>,
     ports: Arc<PortAllocator>,
     stats: Arc<MediaStats>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -101,11 +104,16 @@ pub struct Sfu {
 }
 
 impl Sfu {
-    /// Starts the SFU; its events come out of the returned receiver.
-    pub fn start(config: MediaConfig) -> (Self, mpsc::UnboundedReceiver<MediaEvent>) {
+    /// Starts the SFU; its events come out of the returned receiver. Received audio of a
+    /// meeting that records is offered to `recorder`.
+    pub fn start(
+        config: MediaConfig,
+        recorder: Option<record::recorder::Recorder>,
+    ) -> (Self, mpsc::UnboundedReceiver<MediaEvent>) {
         let (events, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             ports: PortAllocator::new(config.udp_ports.clone()),
+            recorder,
             config,
             stats: Arc::new(MediaStats::default()),
             events,

@@ -24,6 +24,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::engine::{Bridge, PcEvent};
 use super::ports::PortLease;
+use super::record::recorder::Tap;
 use super::room::RoomCmd;
 use super::stats::{MediaStats, PeerStats};
 use super::{Candidate, MediaError, MediaEvent, Shared, Signal, engine, rtp, sdp};
@@ -378,22 +379,29 @@ impl Peer {
                     _ => {}
                 }
             }
-            PcEvent::Track(track) => match self.publisher.take() {
-                Some(cmds) => {
-                    tokio::spawn(publish(
-                        track,
-                        std::mem::take(&mut self.early_legs),
-                        cmds,
-                        self.level_id,
-                        Arc::clone(&self.stats),
-                        Arc::clone(&self.ctx.shared.stats),
-                    ));
+            PcEvent::Track(track) => {
+                match self.publisher.take() {
+                    Some(cmds) => {
+                        let tap =
+                            self.ctx.shared.recorder.as_ref().map(|r| {
+                                (r.tap(&self.ctx.meeting), Arc::clone(&self.ctx.key.user))
+                            });
+                        tokio::spawn(publish(
+                            track,
+                            std::mem::take(&mut self.early_legs),
+                            cmds,
+                            self.level_id,
+                            Arc::clone(&self.stats),
+                            Arc::clone(&self.ctx.shared.stats),
+                            tap,
+                        ));
+                    }
+                    // One microphone per participant: any other stream is read and dropped.
+                    None => {
+                        tokio::spawn(async move { while track.poll().await.is_some() {} });
+                    }
                 }
-                // One microphone per participant: any other stream is read and dropped.
-                None => {
-                    tokio::spawn(async move { while track.poll().await.is_some() {} });
-                }
-            },
+            }
             PcEvent::Candidate(c) => {
                 // Candidates gathered before the answer are in it already.
                 if self.answered {
@@ -594,7 +602,8 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Reads a participant's audio and forwards every packet to the legs allowed to hear it. No
+/// Reads a participant's audio and forwards every packet to the legs allowed to hear it (and
+/// offers it to the meeting's recordings, a flag check when none runs). No
 /// allocation, lock or await of our own per packet: leg changes are picked up with a
 /// non-blocking receive, routing is one atomic load per leg, and a subscriber whose
 /// connection cannot take the packet at once loses that packet rather than stalling others.
@@ -612,6 +621,7 @@ async fn publish(
     level_id: Option<u8>,
     stats: Arc<PeerStats>,
     server: Arc<MediaStats>,
+    tap: Option<(Tap, Arc<str>)>,
 ) {
     while let Some(ev) = track.poll().await {
         let mut packet = match ev {
@@ -629,6 +639,16 @@ async fn publish(
         if let Some(level) = level_id.and_then(|id| rtp::audio_level(&packet.header, id)) {
             let loudness = (rtp::loudness(level) * 1e6) as u32;
             stats.peak_level.fetch_max(loudness, Relaxed);
+        }
+        if let Some((tap, user)) = &tap {
+            let h = &packet.header;
+            tap.rtp(
+                user,
+                h.ssrc,
+                h.sequence_number,
+                h.timestamp,
+                &packet.payload,
+            );
         }
         rtp::strip_extensions(&mut packet.header);
         let (mut sent, mut dropped) = (0u64, 0u64);

@@ -181,6 +181,7 @@ impl Hub {
         // makes the SFU keep the newest state whatever order two updates arrive in.
         if let Some((version, route)) = route {
             self.media.set_route(meeting, version, &route);
+            self.services.recorder.set_route(meeting, &route);
         }
     }
 
@@ -226,7 +227,10 @@ impl Realtime {
     pub fn start(services: Arc<Services>) -> Self {
         let config = services.config.realtime.clone();
         let (stop, _) = watch::channel(false);
-        let (media, media_events) = Sfu::start(services.config.media.clone());
+        let (media, media_events) = Sfu::start(
+            services.config.media.clone(),
+            Some(services.recorder.clone()),
+        );
         let hub = Arc::new(Hub {
             media,
             presence: Presence::new(config.active_speaker_interval),
@@ -381,6 +385,37 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
                 .emit(event, &json!({"userId": user_id}))
                 .await;
         }
+        MeetingEvent::RecordingStarted {
+            meeting_id,
+            recording_id,
+            is_private,
+            student_id,
+            start_time,
+        } => {
+            let body = json!({
+                "recordingId": recording_id, "meetingId": meeting_id,
+                "isPrivate": is_private, "startTime": timestamp(start_time),
+            });
+            recording_audience(hub, &meeting_id, student_id.as_deref())
+                .emit("recording-started", &body)
+                .await
+                .ok();
+        }
+        MeetingEvent::RecordingEnded {
+            meeting_id,
+            recording_id,
+            student_id,
+            duration,
+            ..
+        } => {
+            let body = json!({
+                "recordingId": recording_id, "meetingId": meeting_id, "duration": duration,
+            });
+            recording_audience(hub, &meeting_id, student_id.as_deref())
+                .emit("recording-ended", &body)
+                .await
+                .ok();
+        }
         MeetingEvent::Ended { meeting } => {
             let body = json!({
                 "meetingId": meeting.id,
@@ -395,9 +430,29 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
             // state and opens nothing.
             let sockets = hub.presence.remove_room(&meeting.id);
             hub.media.end(&meeting.id).await;
+            hub.services.recorder.end_meeting(&meeting.id);
             for sid in sockets {
                 hub.close_socket(sid);
             }
+        }
+    }
+}
+
+/// Who hears of a recording: everyone in the meeting, or the pair of a private one.
+fn recording_audience(
+    hub: &Hub,
+    meeting_id: &str,
+    student: Option<&str>,
+) -> socketioxide::operators::BroadcastOperators<socketioxide::adapter::LocalAdapter> {
+    match student {
+        None => hub.io().within(meeting_room(meeting_id)),
+        Some(student) => {
+            let host = hub
+                .presence
+                .with_room(meeting_id, |r| r.route.host_id.clone())
+                .unwrap_or_default();
+            hub.io()
+                .to([user_room(meeting_id, &host), user_room(meeting_id, student)])
         }
     }
 }

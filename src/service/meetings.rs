@@ -111,6 +111,7 @@ impl Services {
             .await?
             .is_some_and(|p| p.present);
         meetings::check_join(&meeting, now, meeting.participant_count, already_in)?;
+        let before = meeting.status;
         if already_in {
             // A rejoin (another tab, a reconnect) changes nothing: no write.
             let participants = self.present_participants(&meeting.id).await?;
@@ -137,13 +138,22 @@ impl Services {
                 .add_recording_participant(&rec.id, &who.id)
                 .await?;
         }
+        self.recorder.set_name(&meeting.id, &who.id, &who.username);
         self.emit(MeetingEvent::Joined {
             meeting_id: meeting.id.clone(),
             user_id: who.id.clone(),
             username: who.username.clone(),
             role: who.role,
         });
-        let meeting = self.meeting(id).await?;
+        let mut meeting = self.meeting(id).await?;
+        if self.config.recordings.auto_start
+            && before == Status::Created
+            && meeting.status == Status::Active
+            && meeting.recording.is_none()
+        {
+            self.begin_recording(&meeting).await?;
+            meeting = self.meeting(id).await?;
+        }
         let participants = self.present_participants(&meeting.id).await?;
         Ok(JoinOutcome {
             meeting,
@@ -322,7 +332,12 @@ impl Services {
             .end_meeting(id, reason.as_str(), self.now())
             .await?
             .ok_or(Error::NotFound("Meeting"))?;
-        let meeting: Meeting = row.into();
+        self.stop_recordings_locked(id, |_| true).await?;
+        let meeting: Meeting = self
+            .store
+            .meeting(id)
+            .await?
+            .map_or_else(|| row.into(), Meeting::from);
         tracing::info!(meeting = %meeting.id, reason = reason.as_str(), "meeting ended");
         self.emit(MeetingEvent::Ended {
             meeting: Box::new(meeting.clone()),
@@ -377,7 +392,8 @@ impl Services {
         self.emit(MeetingEvent::ModeChanged {
             meeting: Box::new(meeting.clone()),
         });
-        Ok(meeting)
+        self.recording_follow_mode(&meeting).await?;
+        self.meeting(&meeting.id).await
     }
 
     /// A host's meetings, optionally of one status.

@@ -4,17 +4,20 @@
 
 mod auth;
 mod meetings;
+mod record;
 mod recordings;
 mod users;
 mod views;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 pub use auth::{Login, PasswordHasher, TokenIssuer};
 pub use meetings::{JoinOutcome, MeetingDetail};
+pub use record::Done;
 pub use recordings::{MeetingCounts, Stats};
 pub use users::{AdminBootstrap, UserPatch};
 pub use views::{HostRef, Participant, Playback, Recording, User};
@@ -24,6 +27,7 @@ use crate::config::Config;
 use crate::domain::meetings::Meeting;
 use crate::domain::users::Role;
 use crate::error::{Error, Result};
+use crate::media::record::recorder::Recorder;
 use crate::storage::Storage;
 use crate::store::Store;
 
@@ -51,6 +55,21 @@ pub enum MeetingEvent {
         user_id: String,
         muted: bool,
     },
+    RecordingStarted {
+        meeting_id: String,
+        recording_id: String,
+        is_private: bool,
+        student_id: Option<String>,
+        start_time: chrono::DateTime<chrono::Utc>,
+    },
+    RecordingEnded {
+        meeting_id: String,
+        recording_id: String,
+        is_private: bool,
+        student_id: Option<String>,
+        /// Seconds.
+        duration: f64,
+    },
 }
 
 /// Everything a request handler, a job or the control socket needs.
@@ -61,7 +80,17 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenIssuer,
     pub hasher: PasswordHasher,
+    /// Writes the recordings' files; shared with the SFU and the relay, which feed it.
+    pub recorder: Recorder,
     events: broadcast::Sender<MeetingEvent>,
+    /// Recordings the recorder finished, for the storer ([`Services::run_storer`]).
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
+    /// Recordings stopped and not stored yet.
+    pending: AtomicU64,
+    /// When each running recording began, on the monotonic clock: its duration is measured
+    /// there (the settable clock gives the wall-clock start and end).
+    began: Mutex<HashMap<String, std::time::Instant>>,
     locks: KeyedLocks,
     identities: auth::IdentityCache,
     started: std::time::Instant,
@@ -76,7 +105,16 @@ impl Services {
         jwt_secret: &[u8],
     ) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
+            recorder: Recorder::new(
+                config.recordings.spool_dir.clone(),
+                config.recordings.mix_bitrate,
+            ),
+            done_tx,
+            done_rx: Mutex::new(Some(done_rx)),
+            pending: AtomicU64::new(0),
+            began: Mutex::new(HashMap::new()),
             tokens: TokenIssuer::new(jwt_secret, config.auth.token_lifetime),
             hasher: PasswordHasher::new(
                 config.auth.argon2_memory_kib,
@@ -91,6 +129,14 @@ impl Services {
             identities: auth::IdentityCache::default(),
             started: std::time::Instant::now(),
         }
+    }
+
+    /// The storer's queue, taken once by whoever runs [`Services::run_storer`].
+    pub fn take_storer_queue(&self) -> Option<mpsc::UnboundedReceiver<Done>> {
+        self.done_rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<MeetingEvent> {

@@ -127,13 +127,49 @@ impl Services {
         self.remove_recording(&row).await
     }
 
-    /// Deletes the bytes, then the row: a failure leaves the row, so nothing is lost track of.
+    /// Deletes the bytes (the mix, every speaker's file, the spool), then the row: a failure
+    /// leaves the row, so nothing is lost track of.
     pub async fn remove_recording(&self, row: &RecordingRow) -> Result<()> {
+        let storage = |e: crate::storage::StorageError| Error::Storage(e.to_string());
+        for t in &row.tracks {
+            self.storage.delete(&t.object_key).await.map_err(storage)?;
+        }
         self.storage
             .delete(&row.object_key)
             .await
-            .map_err(|e| Error::Storage(e.to_string()))?;
+            .map_err(storage)?;
+        match tokio::fs::remove_dir_all(self.recorder.dir_of(&row.id)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Storage(e.to_string()));
+            }
+            _ => {}
+        }
         self.store.delete_recording(&row.id).await
+    }
+
+    /// The file of one speaker of a recording the caller may hear (`?track=USER_ID`).
+    pub async fn recording_track(
+        &self,
+        who: &Identity,
+        id: &str,
+        user_id: &str,
+    ) -> Result<Location> {
+        let row = self.audible_recording(who, id).await?;
+        if row.status != "completed" {
+            return Err(Error::conflict(
+                "recording_not_ready",
+                "This recording has no audio yet",
+            ));
+        }
+        let track = row
+            .tracks
+            .iter()
+            .find(|t| t.user_id == user_id)
+            .ok_or(Error::NotFound("Track"))?;
+        self.storage
+            .location(&track.object_key)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
     }
 
     /// Recordings past retention.

@@ -125,6 +125,18 @@ pub struct Recording {
     pub size: i64,
     pub expires_at: DateTime<Utc>,
     pub playback: Playback,
+    /// The speakers' own files, once stored: `GET /api/recordings/:id/audio?track=USER_ID`.
+    pub tracks: Vec<Track>,
+}
+
+/// A speaker's file of a recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Track {
+    pub user_id: String,
+    pub username: String,
+    pub duration: f64,
+    pub size: i64,
 }
 
 impl From<RecordingRow> for Recording {
@@ -153,6 +165,16 @@ impl From<RecordingRow> for Recording {
             duration: r.duration,
             size: r.size,
             expires_at: r.expires_at,
+            tracks: r
+                .tracks
+                .into_iter()
+                .map(|t| Track {
+                    user_id: t.user_id,
+                    username: t.username,
+                    duration: t.duration,
+                    size: t.size,
+                })
+                .collect(),
         }
     }
 }

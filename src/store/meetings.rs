@@ -386,6 +386,31 @@ impl Store {
         Ok(res.take(1)?)
     }
 
+    /// The recording a meeting shows as running (`None`: none runs).
+    pub async fn set_meeting_recording(
+        &self,
+        id: &str,
+        recording: Option<(String, bool, DateTime<Utc>)>,
+    ) -> Result<()> {
+        let _writing = self.writing();
+        let (rid, private, start) = match recording {
+            Some((r, p, s)) => (Some(r), Some(p), Some(s)),
+            None => (None, None, None),
+        };
+        self.db
+            .query(
+                "UPDATE type::record('meeting', $m) SET recording_id = $r, recording_private = $p, \
+                 recording_start = $s RETURN NONE",
+            )
+            .bind(("m", id.to_owned()))
+            .bind(("r", rid))
+            .bind(("p", private))
+            .bind(("s", start))
+            .await?
+            .check()?;
+        Ok(())
+    }
+
     /// Active meetings whose deadline has passed at `now`.
     pub async fn overdue_meetings(&self, now: DateTime<Utc>) -> Result<Vec<MeetingRow>> {
         let sql =

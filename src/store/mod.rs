@@ -16,7 +16,7 @@ use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
 
 pub use meetings::{MeetingRow, NewMeeting, ParticipantRow};
-pub use recordings::{NewRecording, RecordingRow};
+pub use recordings::{NewRecording, RecordingRow, TrackRow};
 pub use users::{NewUser, UserRow, UserUpdate};
 
 use crate::config::DatabaseConfig;

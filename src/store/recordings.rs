@@ -7,7 +7,8 @@ use super::Store;
 use crate::error::{Error, Result};
 
 const COLS: &str = "record::id(id) AS id, meeting_id, meeting_topic, host_id, host_name, is_private, student_id, \
-                    status, start_time, end_time, duration, size, expires_at, object_key, participant_ids";
+                    status, start_time, end_time, duration, size, expires_at, object_key, participant_ids, \
+                    (tracks ?? []) AS tracks, failure";
 
 #[derive(Debug, Clone, SurrealValue)]
 #[surreal(crate = "surrealdb::types")]
@@ -27,6 +28,21 @@ pub struct RecordingRow {
     pub expires_at: DateTime<Utc>,
     pub object_key: String,
     pub participant_ids: Vec<String>,
+    /// The speakers' files, once stored.
+    pub tracks: Vec<TrackRow>,
+    /// Why a `failed` recording failed.
+    pub failure: Option<String>,
+}
+
+/// One speaker's file of a recording.
+#[derive(Debug, Clone, PartialEq, SurrealValue)]
+#[surreal(crate = "surrealdb::types")]
+pub struct TrackRow {
+    pub user_id: String,
+    pub username: String,
+    pub duration: f64,
+    pub size: i64,
+    pub object_key: String,
 }
 
 pub struct NewRecording {
@@ -49,7 +65,7 @@ impl Store {
             "CREATE type::record('recording', $id) SET meeting_id = $meeting, meeting_topic = $topic, host_id = $host, \
              host_name = $host_name, is_private = $private, student_id = $student, status = 'recording', \
              start_time = $start, end_time = NONE, duration = 0.0, size = 0, expires_at = $expires, \
-             object_key = $key, participant_ids = $participants RETURN NONE; \
+             object_key = $key, participant_ids = $participants, tracks = [], failure = NONE RETURN NONE; \
              SELECT {COLS} FROM ONLY type::record('recording', $id);"
         );
         let mut res = self
@@ -167,6 +183,87 @@ impl Store {
             .await?
             .check()?;
         Ok(res.take(1)?)
+    }
+
+    /// Recordings of one status, or of a meeting in one status; oldest first.
+    pub async fn recordings_in(
+        &self,
+        status: &str,
+        meeting_id: Option<&str>,
+    ) -> Result<Vec<RecordingRow>> {
+        let filter = if meeting_id.is_some() {
+            "AND meeting_id = $m"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {COLS} FROM recording WHERE status = $status {filter} ORDER BY start_time ASC"
+        );
+        Ok(self
+            .db
+            .query(sql)
+            .bind(("status", status.to_owned()))
+            .bind(("m", meeting_id.map(str::to_owned)))
+            .await?
+            .take(0)?)
+    }
+
+    /// The recording stopped: its files are being finished and stored.
+    pub async fn recording_stopped(
+        &self,
+        id: &str,
+        end_time: DateTime<Utc>,
+        duration: f64,
+    ) -> Result<Option<RecordingRow>> {
+        let sql = format!(
+            "UPDATE type::record('recording', $id) SET status = 'processing', end_time = $end, \
+             duration = $duration WHERE status = 'recording' RETURN NONE; \
+             SELECT {COLS} FROM ONLY type::record('recording', $id);"
+        );
+        let mut res = self
+            .db
+            .query(sql)
+            .bind(("id", id.to_owned()))
+            .bind(("end", end_time))
+            .bind(("duration", duration))
+            .await?
+            .check()?;
+        Ok(res.take(1)?)
+    }
+
+    /// The files are stored: the recording can be played.
+    pub async fn recording_completed(
+        &self,
+        id: &str,
+        duration: f64,
+        size: i64,
+        tracks: Vec<TrackRow>,
+    ) -> Result<()> {
+        self.db
+            .query(
+                "UPDATE type::record('recording', $id) SET status = 'completed', duration = $duration, \
+                 size = $size, tracks = $tracks, failure = NONE RETURN NONE",
+            )
+            .bind(("id", id.to_owned()))
+            .bind(("duration", duration))
+            .bind(("size", size))
+            .bind(("tracks", tracks))
+            .await?
+            .check()?;
+        Ok(())
+    }
+
+    /// Nothing usable is left of the recording.
+    pub async fn recording_failed(&self, id: &str, reason: &str) -> Result<()> {
+        self.db
+            .query(
+                "UPDATE type::record('recording', $id) SET status = 'failed', failure = $reason RETURN NONE",
+            )
+            .bind(("id", id.to_owned()))
+            .bind(("reason", reason.to_owned()))
+            .await?
+            .check()?;
+        Ok(())
     }
 
     pub async fn delete_recording(&self, id: &str) -> Result<()> {

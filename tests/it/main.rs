@@ -6,6 +6,8 @@ mod common;
 mod flows;
 mod limits;
 mod realtime;
+mod recorder;
+mod recording;
 mod roles;
 mod rtc;
 mod s3;

@@ -1,0 +1,293 @@
+//! Ogg Opus files (RFC 7845) from Opus packets as they are, without transcoding.
+//!
+//! Granule positions count the samples actually written (48 kHz). Every file starts with one
+//! 20 ms silence frame that the pre-skip removes: the decoder warms up on it, players skip it,
+//! and the playback length (last granule − pre-skip) is exactly the audio written after it.
+//! Gaps are written as silence frames. Pages close after about a second of audio, so a file
+//! cut short (a crash) loses at most that.
+//! The last packet is held back until the next one or [`OpusFile::finish`], so that the very
+//! last page carries the end-of-stream flag.
+
+use std::io::{self, Write};
+
+use ogg::writing::{PacketWriteEndInfo, PacketWriter};
+
+/// Samples per second of every Ogg Opus granule position.
+pub const RATE: u64 = 48_000;
+/// Audio per page before it is closed, in samples.
+pub const PAGE_SAMPLES: u64 = RATE;
+/// The pre-skip of every file meet writes: its first frame, silence.
+pub const PRE_SKIP: u64 = 960;
+
+/// Metadata of a file (OpusTags).
+#[derive(Debug, Clone, Default)]
+pub struct Tags {
+    pub title: String,
+    pub artist: String,
+    /// More `KEY=value` comments.
+    pub extra: Vec<(String, String)>,
+}
+
+pub struct OpusFile<W: Write> {
+    out: PacketWriter<'static, W>,
+    serial: u32,
+    /// Granule position: samples written, the pre-skip frame and the held packet included.
+    granule: u64,
+    /// Granule at the end of the last closed page.
+    page_start: u64,
+    held: Option<Vec<u8>>,
+    pages: u64,
+}
+
+/// Samples (at 48 kHz) an Opus packet holds, from its TOC byte (RFC 6716 §3.1); `None` for a
+/// packet that is not valid Opus framing (empty, a code 3 packet without its count, over
+/// 120 ms).
+pub fn packet_samples(packet: &[u8]) -> Option<u64> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    let frame: u64 = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames: u64 = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u64::from(*packet.get(1)? & 0x3f),
+    };
+    let samples = frame * frames;
+    (frames > 0 && samples <= 5_760).then_some(samples)
+}
+
+/// A CELT silence frame of `samples` (120, 240, 480 or 960), mono: the TOC byte of that frame
+/// size, then a range-coded "silence" flag.
+fn silence_frame(samples: u64) -> [u8; 3] {
+    let config: u8 = match samples {
+        120 => 28,
+        240 => 29,
+        480 => 30,
+        _ => 31,
+    };
+    [config << 3, 0xff, 0xfe]
+}
+
+impl<W: Write> OpusFile<W> {
+    /// Starts a file: the OpusHead page, then the OpusTags page.
+    pub fn create(out: W, serial: u32, tags: &Tags) -> io::Result<Self> {
+        let mut out = PacketWriter::new(out);
+        out.write_packet(head(), serial, PacketWriteEndInfo::EndPage, 0)?;
+        out.write_packet(comments(tags), serial, PacketWriteEndInfo::EndPage, 0)?;
+        let mut file = Self {
+            out,
+            serial,
+            granule: 0,
+            page_start: 0,
+            held: None,
+            pages: 2,
+        };
+        file.push(silence_frame(PRE_SKIP).to_vec(), PRE_SKIP)?;
+        Ok(file)
+    }
+
+    /// Samples of audio written so far (after the pre-skip frame): where the next packet plays.
+    pub fn position(&self) -> u64 {
+        self.granule - PRE_SKIP
+    }
+
+    /// Pages written so far (closed ones, headers included).
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Appends a packet; returns its samples, or `None` (and writes nothing) when it is not
+    /// valid Opus framing.
+    pub fn write(&mut self, packet: &[u8]) -> io::Result<Option<u64>> {
+        let Some(samples) = packet_samples(packet) else {
+            return Ok(None);
+        };
+        self.push(packet.to_vec(), samples)?;
+        Ok(Some(samples))
+    }
+
+    /// Appends silence for `samples`, in frames of 20 ms down to 2.5 ms; returns the samples
+    /// written (a rest under 2.5 ms is not written).
+    pub fn silence(&mut self, samples: u64) -> io::Result<u64> {
+        let mut left = samples;
+        for size in [960, 480, 240, 120] {
+            while left >= size {
+                self.push(silence_frame(size).to_vec(), size)?;
+                left -= size;
+            }
+        }
+        Ok(samples - left)
+    }
+
+    fn push(&mut self, packet: Vec<u8>, samples: u64) -> io::Result<()> {
+        if let Some(prev) = self.held.take() {
+            // `granule` is the end of `prev` here.
+            let end = if self.granule - self.page_start >= PAGE_SAMPLES {
+                self.page_start = self.granule;
+                self.pages += 1;
+                PacketWriteEndInfo::EndPage
+            } else {
+                PacketWriteEndInfo::NormalPacket
+            };
+            self.out
+                .write_packet(prev, self.serial, end, self.granule)?;
+        }
+        self.granule += samples;
+        self.held = Some(packet);
+        Ok(())
+    }
+
+    /// Writes the last page (end of stream) and hands the writer back.
+    pub fn finish(mut self) -> io::Result<W> {
+        if let Some(last) = self.held.take() {
+            self.out.write_packet(
+                last,
+                self.serial,
+                PacketWriteEndInfo::EndStream,
+                self.granule,
+            )?;
+        }
+        let mut out = self.out.into_inner();
+        out.flush()?;
+        Ok(out)
+    }
+}
+
+/// The pre-skip an OpusHead packet declares.
+pub fn pre_skip(head: &[u8]) -> Option<u64> {
+    (head.len() >= 19 && head.starts_with(b"OpusHead"))
+        .then(|| u64::from(u16::from_le_bytes([head[10], head[11]])))
+}
+
+/// OpusHead: version 1, mono, the pre-skip, 48 kHz input, no gain, mapping family 0.
+fn head() -> Vec<u8> {
+    let mut h = b"OpusHead".to_vec();
+    h.push(1);
+    h.push(1);
+    h.extend_from_slice(&u16::try_from(PRE_SKIP).unwrap_or(0).to_le_bytes());
+    h.extend_from_slice(&48_000u32.to_le_bytes());
+    h.extend_from_slice(&0i16.to_le_bytes());
+    h.push(0);
+    h
+}
+
+/// OpusTags: the vendor string, then TITLE, ARTIST and the extra comments.
+fn comments(tags: &Tags) -> Vec<u8> {
+    fn put(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut list = vec![
+        format!("TITLE={}", tags.title),
+        format!("ARTIST={}", tags.artist),
+    ];
+    list.extend(tags.extra.iter().map(|(k, v)| format!("{k}={v}")));
+    let mut t = b"OpusTags".to_vec();
+    put(&mut t, concat!("meet ", env!("CARGO_PKG_VERSION")));
+    t.extend_from_slice(&u32::try_from(list.len()).unwrap_or(0).to_le_bytes());
+    for c in &list {
+        put(&mut t, c);
+    }
+    t
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Every packet of an Ogg file with its page granule, and whether it ended the stream.
+    pub(crate) fn read_back(bytes: &[u8]) -> Vec<ogg::Packet> {
+        let mut r = ogg::PacketReader::new(std::io::Cursor::new(bytes.to_vec()));
+        let mut out = Vec::new();
+        while let Some(p) = r.read_packet().expect("valid ogg") {
+            out.push(p);
+        }
+        out
+    }
+
+    #[test]
+    fn packet_durations_from_the_toc() {
+        assert_eq!(packet_samples(&[0xf8, 1, 2]), Some(960), "CELT 20 ms");
+        assert_eq!(packet_samples(&[0x08]), Some(960), "SILK NB 20 ms");
+        assert_eq!(packet_samples(&[0x18]), Some(2880), "SILK 60 ms");
+        assert_eq!(
+            packet_samples(&[0x78 | 1]),
+            Some(1920),
+            "hybrid 20 ms, two frames"
+        );
+        assert_eq!(packet_samples(&[0xe0 | 3, 5]), Some(600), "CELT 2.5 ms × 5");
+        assert_eq!(
+            packet_samples(&[0x18 | 3, 3]),
+            None,
+            "180 ms is over the limit"
+        );
+        assert_eq!(
+            packet_samples(&[0xf8 | 3]),
+            None,
+            "code 3 without its count"
+        );
+        assert_eq!(packet_samples(&[0xf8 | 3, 0]), None, "no frames");
+        assert_eq!(packet_samples(&[]), None);
+    }
+
+    #[test]
+    fn headers_granules_pages_and_the_end_of_stream() {
+        let tags = Tags {
+            title: "Algebra".into(),
+            artist: "ana".into(),
+            extra: vec![("MEET_START".into(), "2026-03-10T09:05:00Z".into())],
+        };
+        let mut f = OpusFile::create(Vec::new(), 7, &tags).expect("create");
+        assert_eq!(f.position(), 0);
+        for _ in 0..120 {
+            assert_eq!(f.write(&[0xfc, 1, 2, 3]).expect("write"), Some(960));
+        }
+        assert_eq!(f.write(&[]).expect("write"), None, "not Opus: skipped");
+        assert_eq!(
+            f.silence(960 * 10 + 480 + 120 + 50).expect("silence"),
+            10_200
+        );
+        assert_eq!(f.position(), 120 * 960 + 10_200);
+        let bytes = f.finish().expect("finish");
+        let packets = read_back(&bytes);
+        assert_eq!(&packets[0].data[..8], b"OpusHead");
+        assert_eq!(packets[0].data.len(), 19);
+        assert_eq!(pre_skip(&packets[0].data), Some(960));
+        assert!(packets[0].last_in_page() && packets[0].first_in_stream());
+        assert_eq!(&packets[1].data[..8], b"OpusTags");
+        let tags = String::from_utf8_lossy(&packets[1].data);
+        assert!(tags.contains("TITLE=Algebra") && tags.contains("ARTIST=ana"));
+        assert!(tags.contains("MEET_START=2026-03-10T09:05:00Z"));
+        assert_eq!(packets[2].data, [0xf8, 0xff, 0xfe], "the pre-skip frame");
+        let audio = &packets[3..];
+        assert_eq!(audio.len(), 120 + 10 + 1 + 1);
+        let last = audio.last().expect("packets");
+        assert!(last.last_in_stream());
+        let end = 960 + 120 * 960 + 10_200;
+        assert_eq!(last.absgp_page(), end);
+        // Pages close at each second of granule: 48,000, 96,000, then the rest.
+        let page_ends: Vec<u64> = packets[2..]
+            .iter()
+            .filter(|p| p.last_in_page())
+            .map(ogg::Packet::absgp_page)
+            .collect();
+        assert_eq!(page_ends, [48_000, 96_000, end]);
+        assert_eq!(audio[120].data, [0xf8, 0xff, 0xfe], "20 ms silence");
+        assert_eq!(audio[131].data, [0xe0, 0xff, 0xfe], "2.5 ms silence");
+    }
+
+    #[test]
+    fn an_empty_file_is_its_pre_skip_and_ends_its_stream() {
+        let bytes = OpusFile::create(Vec::new(), 1, &Tags::default())
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let packets = read_back(&bytes);
+        assert_eq!(packets.len(), 3);
+        assert!(packets[2].last_in_stream());
+        assert_eq!(packets[2].absgp_page(), PRE_SKIP);
+    }
+}
