@@ -152,6 +152,21 @@ async fn relay(
             return Err(e);
         }
     };
+    // Offered to the meeting's recordings, which apply the routing rule themselves; a private
+    // stream only when it reaches its one listener.
+    let tap = match (&target, kind) {
+        (_, Kind::Broadcast) => Some(None),
+        (Target::User { id, .. }, Kind::Private) => Some(Some(id.as_str())),
+        _ => None,
+    };
+    if let Some(to) = tap {
+        hub.services.recorder.tap(&meeting).pcm(
+            &session.user.id,
+            frame.sample_rate,
+            &frame.pcm,
+            to,
+        );
+    }
     let (expected, room) = match &target {
         Target::Nobody => return Ok(0),
         Target::Room { sockets } => (

@@ -483,3 +483,158 @@ async fn a_lesson_recorded_with_a_private_talk_in_the_middle() {
         p.quit().await;
     }
 }
+
+/// 20 ms of a 660 Hz tone at 44.1 kHz, Int16 LE, from sample `from`.
+fn relay_frame(from: usize) -> Vec<u8> {
+    (from..from + 882)
+        .flat_map(|i| {
+            let t = i as f64 / 44_100.0;
+            ((0.4 * 32_767.0 * (2.0 * std::f64::consts::PI * 660.0 * t).sin()) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_webrtc() {
+    let c = Class::start(&["ana"], |_| {}).await;
+    let base = c.server.base.clone();
+    let (host_id, ana_id) = (c.host.0.clone(), c.students[0].0.clone());
+    let host = Aiortc::join(&base, &c.host.1, &c.meeting, &host_id, 440).await;
+    let mut ana = crate::sio::Client::spawn(crate::sio::Kind::Node).await;
+    ana.connect(
+        &base,
+        crate::sio::AuthForm::Object,
+        &c.students[0].1,
+        Some(&c.meeting),
+    )
+    .await
+    .expect("connects");
+    // The host's tone reaches the server before the recording starts.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = reqwest::get(c.server.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        let received = text
+            .lines()
+            .find_map(|l| l.strip_prefix("meet_sfu_received_packets_total "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if received > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < end, "the host's peer never sent audio");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let m = c.meeting.clone();
+    let t0 = Instant::now();
+    let started = post(&c, &format!("/api/meetings/{m}/recording/start"), 201).await;
+    let id = started["recording"]["_id"].as_str().expect("id").to_owned();
+    // Ana sends 2 s of PCM in 20 ms messages, pauses 1.5 s, sends 1.5 s more, at the pace of
+    // a microphone.
+    let sender = tokio::spawn(async move {
+        let mut spans = Vec::new();
+        let mut sample = 0;
+        let mut seq = 0u64;
+        for (i, frames) in [100usize, 75].into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+            }
+            let from = t0.elapsed().as_secs_f64();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for _ in 0..frames {
+                tick.tick().await;
+                let msg = json!({"audioData": crate::sio::to_bin(&relay_frame(sample)), "format": "s16", "sampleRate": 44_100, "seq": seq});
+                let ack = ana.call("broadcast-audio", msg).await;
+                assert_eq!(ack["ok"], true, "{ack}");
+                sample += 882;
+                seq += 1;
+            }
+            spans.push((from, t0.elapsed().as_secs_f64()));
+        }
+        (ana, spans)
+    });
+    let (mut ana, spans) = sender.await.expect("sender");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t_stop = t0.elapsed().as_secs_f64();
+    post(&c, &format!("/api/meetings/{m}/recording/stop"), 200).await;
+    let rec = completed(&c, &id).await;
+    close_to(
+        rec["duration"].as_f64().expect("duration"),
+        t_stop,
+        "duration",
+    );
+    let names: Vec<&str> = rec["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .filter_map(|t| t["username"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"ana") && names.contains(&"teacher"),
+        "{rec}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ana_file = dir.path().join("ana.ogg");
+    save(
+        &c,
+        &c.host.1,
+        &format!("/api/recordings/{id}/audio?track={ana_id}"),
+        &ana_file,
+    )
+    .await;
+    close_to(opusinfo(&ana_file), t_stop, "opusinfo, ana");
+    let j = judge(&ana_file, &[440.0, 660.0]);
+    close_to(
+        j["decoded"].as_f64().expect("decoded"),
+        t_stop,
+        "decoded, ana",
+    );
+    let ((a0, a1), (b0, b1)) = (spans[0], spans[1]);
+    tones_in(
+        &j,
+        a0 + 0.4,
+        a1 - 0.3,
+        &[660.0],
+        &[440.0],
+        "ana, first span",
+    );
+    silent(&j, a1 + 0.4, b0 - 0.4, "ana, her pause");
+    tones_in(
+        &j,
+        b0 + 0.4,
+        b1 - 0.3,
+        &[660.0],
+        &[440.0],
+        "ana, second span",
+    );
+
+    let mix = dir.path().join("mix.ogg");
+    save(&c, &c.host.1, &format!("/api/recordings/{id}/audio"), &mix).await;
+    close_to(opusinfo(&mix), t_stop, "opusinfo, mix");
+    let j = judge(&mix, &[440.0, 660.0]);
+    tones_in(&j, a0 + 0.4, a1 - 0.3, &[440.0, 660.0], &[], "mix, both");
+    tones_in(
+        &j,
+        a1 + 0.4,
+        b0 - 0.4,
+        &[440.0],
+        &[660.0],
+        "mix, the host alone",
+    );
+    tones_in(
+        &j,
+        b0 + 0.4,
+        b1 - 0.3,
+        &[440.0, 660.0],
+        &[],
+        "mix, both again",
+    );
+    ana.disconnect().await;
+    host.quit().await;
+}

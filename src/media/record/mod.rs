@@ -4,6 +4,7 @@
 
 pub mod mix;
 pub mod ogg;
+pub mod pcm;
 pub mod recorder;
 pub mod reorder;
 pub mod session;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::mix::Mixer;
 use super::ogg::Tags;
+use super::pcm::PcmEncoder;
 use super::session::{Manifest, Session, TrackFile};
 use super::track::Rtp;
 use crate::domain::routing::{Audience, RouteState, audience};
@@ -97,15 +98,26 @@ impl RecorderStats {
     }
 }
 
-/// One audio packet offered by the SFU.
+/// Audio offered to a meeting's recordings.
 #[derive(Debug)]
-pub struct Tapped {
-    pub user: Arc<str>,
-    pub ssrc: u32,
-    pub seq: u16,
-    pub timestamp: u32,
-    pub payload: Bytes,
-    pub at: Instant,
+pub enum Tapped {
+    /// An Opus RTP packet the SFU received.
+    Rtp {
+        user: Arc<str>,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        payload: Bytes,
+        at: Instant,
+    },
+    /// Int16 LE PCM the Socket.IO relay received; `to` for a private stream to one user.
+    Pcm {
+        user: Arc<str>,
+        rate: u32,
+        samples: Bytes,
+        to: Option<Arc<str>>,
+        at: Instant,
+    },
 }
 
 /// A meeting's tap, held by the forwarding path.
@@ -123,19 +135,35 @@ impl Tap {
     /// Offers a packet to the meeting's recordings: nothing when none runs; a full queue
     /// loses the packet for the recording only.
     pub fn rtp(&self, user: &Arc<str>, ssrc: u32, seq: u16, timestamp: u32, payload: &Bytes) {
-        if !self.0.on.load(Relaxed) {
-            return;
+        if self.0.on.load(Relaxed) {
+            self.offer(Tapped::Rtp {
+                user: Arc::clone(user),
+                ssrc,
+                seq,
+                timestamp,
+                payload: payload.clone(),
+                at: Instant::now(),
+            });
         }
+    }
+
+    /// Offers relay PCM (Int16 LE at `rate`), like [`Tap::rtp`].
+    pub fn pcm(&self, user: &str, rate: u32, samples: &Bytes, to: Option<&str>) {
+        if self.0.on.load(Relaxed) {
+            self.offer(Tapped::Pcm {
+                user: user.into(),
+                rate,
+                samples: samples.clone(),
+                to: to.map(Into::into),
+                at: Instant::now(),
+            });
+        }
+    }
+
+    fn offer(&self, tapped: Tapped) {
         let tx = self.0.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(tx) = tx.as_ref() else { return };
-        let sent = tx.try_send(Tapped {
-            user: Arc::clone(user),
-            ssrc,
-            seq,
-            timestamp,
-            payload: payload.clone(),
-            at: Instant::now(),
-        });
+        let sent = tx.try_send(tapped);
         if let Some(stats) = &self.0.stats {
             let counter = if sent.is_ok() {
                 &stats.packets
@@ -354,6 +382,8 @@ async fn run_meeting(
 ) {
     let mut route = RouteState::default();
     let mut names: HashMap<String, String> = HashMap::new();
+    let epoch = Instant::now();
+    let mut encoders: HashMap<Arc<str>, PcmEncoder> = HashMap::new();
     let mut running: Vec<Running> = Vec::new();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -396,7 +426,37 @@ async fn run_meeting(
                     names.insert(user, name);
                 }
             },
-            Some(p) = packets.recv() => feed(&mut running, &route, &names, p),
+            Some(p) = packets.recv() => match p {
+                Tapped::Rtp { user, ssrc, seq, timestamp, payload, at } => {
+                    let rtp = Rtp { ssrc, seq, timestamp, payload: payload.to_vec(), at: at - epoch };
+                    feed(&mut running, &route, &names, &user, None, epoch, rtp);
+                }
+                Tapped::Pcm { user, rate, samples, to, at } => {
+                    let bitrate = recorder.0.bitrate;
+                    let encoder = match encoders.entry(Arc::clone(&user)) {
+                        std::collections::hash_map::Entry::Occupied(e) if e.get().rate() == rate => e.into_mut(),
+                        entry => match PcmEncoder::new(rate, bitrate) {
+                            Ok(enc) => match entry {
+                                std::collections::hash_map::Entry::Occupied(mut e) => { e.insert(enc); e.into_mut() }
+                                std::collections::hash_map::Entry::Vacant(e) => e.insert(enc),
+                            },
+                            Err(e) => {
+                                tracing::warn!(error = %e, rate, "relay audio cannot be recorded");
+                                continue;
+                            }
+                        },
+                    };
+                    let pcm: Vec<i16> = samples.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                    match encoder.push(&pcm, at - epoch) {
+                        Ok(made) => {
+                            for rtp in made {
+                                feed(&mut running, &route, &names, &user, to.as_deref(), epoch, rtp);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "relay audio could not be encoded"),
+                    }
+                }
+            },
             _ = tick.tick() => {
                 for r in &mut running {
                     if let Err(e) = r.session.tick(r.began.elapsed()) {
@@ -477,20 +537,42 @@ pub fn records(scope: &Scope, route: &RouteState, speaker: &str) -> bool {
     }
 }
 
-fn feed(running: &mut [Running], route: &RouteState, names: &HashMap<String, String>, p: Tapped) {
+/// Whether a recording of `scope` may hold a private stream from `speaker` to `to`: only the
+/// private recording of that very pair, while they talk in private.
+pub fn records_private_stream(scope: &Scope, route: &RouteState, speaker: &str, to: &str) -> bool {
+    let Scope::Private { student } = scope else {
+        return false;
+    };
+    let pair = |a: &str, b: &str| a == route.host_id && b == student;
+    route.private_with.as_deref() == Some(student.as_str())
+        && !route.muted.contains(speaker)
+        && (pair(speaker, to) || pair(to, speaker))
+}
+
+/// Hands a packet to the recordings that may hold it. `rtp.at` counts from `epoch`.
+fn feed(
+    running: &mut [Running],
+    route: &RouteState,
+    names: &HashMap<String, String>,
+    user: &str,
+    to: Option<&str>,
+    epoch: Instant,
+    rtp: Rtp,
+) {
     for r in running.iter_mut() {
-        if !records(&r.start.scope, route, &p.user) {
+        let allowed = match to {
+            None => records(&r.start.scope, route, user),
+            Some(to) => records_private_stream(&r.start.scope, route, user, to),
+        };
+        if !allowed {
             continue;
         }
         let rtp = Rtp {
-            ssrc: p.ssrc,
-            seq: p.seq,
-            timestamp: p.timestamp,
-            payload: p.payload.to_vec(),
-            at: p.at.saturating_duration_since(r.began),
+            at: (epoch + rtp.at).saturating_duration_since(r.began),
+            ..rtp.clone()
         };
-        let name = names.get(&*p.user).map_or(&*p.user, String::as_str);
-        match r.session.rtp(&p.user, name, rtp) {
+        let name = names.get(user).map_or(user, String::as_str);
+        match r.session.rtp(user, name, rtp) {
             Ok(Some(path)) => {
                 let _ = r.mixer.files.send(path);
             }
@@ -554,5 +636,18 @@ mod tests {
         assert!(!records(&with_ana, &private, "cleo"));
         let with_ben = route(Some("ben"), &[]);
         assert!(!records(&with_ana, &with_ben, "h"), "another pair's span");
+        // Private streams (the relay's `private-audio-stream`): the pair's private recording
+        // only, while they talk in private.
+        assert!(records_private_stream(&with_ana, &private, "h", "ana"));
+        assert!(records_private_stream(&with_ana, &private, "ana", "h"));
+        assert!(!records_private_stream(&with_ana, &private, "h", "cleo"));
+        assert!(!records_private_stream(&normal, &private, "h", "ana"));
+        assert!(!records_private_stream(&with_ana, &broadcast, "h", "ana"));
+        assert!(!records_private_stream(
+            &with_ana,
+            &route(Some("ana"), &["ana"]),
+            "ana",
+            "h"
+        ));
     }
 }
