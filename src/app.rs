@@ -198,6 +198,15 @@ pub async fn start_with_clock(
     if let Some(queue) = services.take_storer_queue() {
         tokio::spawn(Arc::clone(&services).run_storer(queue));
     }
+    // Before anything can start a recording: what a previous run left is made whole and stored.
+    match services.recover_recordings().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            recordings = n,
+            "recovering recordings left by the previous run"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not look for recordings to recover"),
+    }
     let realtime = crate::realtime::Realtime::start(Arc::clone(&services));
     let http = Arc::new(HttpState::new(
         Arc::clone(&services),

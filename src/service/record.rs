@@ -250,6 +250,39 @@ impl Services {
         Ok(n)
     }
 
+    /// At start-up: recordings a previous run left `recording` (it died meanwhile) or
+    /// `processing` are made whole from the spool, then stored like any other, or marked
+    /// `failed` when nothing usable is left. Runs in the background; returns how many.
+    pub async fn recover_recordings(&self) -> Result<usize> {
+        let mut rows = self.store.recordings_in("recording", None).await?;
+        rows.extend(self.store.recordings_in("processing", None).await?);
+        for row in &rows {
+            tracing::info!(recording = %row.id, status = %row.status, "recovering a recording from the spool");
+            let dir = self.recorder.dir_of(&row.id);
+            let bitrate = self.config.recordings.mix_bitrate;
+            let done = self.done_tx.clone();
+            let id = row.id.clone();
+            self.pending.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                let salvaged = tokio::task::spawn_blocking(move || {
+                    crate::media::record::salvage::salvage(&dir, bitrate)
+                })
+                .await;
+                let files = match salvaged {
+                    Ok(Ok(Some(f))) => Ok(f),
+                    Ok(Ok(None)) => Err(std::io::Error::other("nothing usable was recorded")),
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                let _ = done.send(Done {
+                    recording_id: id,
+                    files,
+                });
+            });
+        }
+        Ok(rows.len())
+    }
+
     /// Recordings stopped whose files are not stored yet.
     pub fn recordings_pending(&self) -> u64 {
         self.pending.load(Relaxed)
@@ -286,7 +319,7 @@ impl Services {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(recording = %id, error = %e, "recording failed");
-                if let Err(e) = self.store.recording_failed(&id, &e.to_string()).await {
+                if let Err(e) = self.recording_failed(&id, &e.to_string()).await {
                     tracing::error!(recording = %id, error = %e, "could not mark a recording failed");
                 }
                 return;
@@ -309,11 +342,31 @@ impl Services {
         }
     }
 
+    async fn recording_failed(&self, id: &str, reason: &str) -> Result<()> {
+        self.store.recording_failed(id, reason).await?;
+        if let Some(row) = self.store.recording(id).await? {
+            self.show_recording(&row.meeting_id).await?;
+        }
+        Ok(())
+    }
+
     async fn store_files(&self, id: &str, files: &Finished) -> Result<()> {
-        let Some(row) = self.store.recording(id).await? else {
+        let Some(mut row) = self.store.recording(id).await? else {
             // Deleted meanwhile: nothing to store.
             return Ok(());
         };
+        if row.status == "recording" {
+            // Recovered after a crash: it ended where its files end.
+            let end = row.start_time
+                + chrono::Duration::milliseconds(
+                    i64::try_from(files.duration.as_millis()).unwrap_or(i64::MAX),
+                );
+            let secs = files.duration.as_secs_f64();
+            if let Some(r) = self.store.recording_stopped(id, end, secs).await? {
+                row = r;
+            }
+            self.show_recording(&row.meeting_id).await?;
+        }
         let storage = |e: crate::storage::StorageError| Error::Storage(e.to_string());
         let mut tracks = Vec::new();
         for t in &files.tracks {

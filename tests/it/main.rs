@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod crash;
 mod flows;
 mod limits;
 mod realtime;

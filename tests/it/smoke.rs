@@ -133,7 +133,12 @@ pub fn json_out(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("json output")
 }
 
-async fn login(client: &reqwest::Client, base: &str, user: &str, pass: &str) -> reqwest::Response {
+pub async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pass: &str,
+) -> reqwest::Response {
     client
         .post(format!("{base}/api/auth/login"))
         .json(&json!({"username": user, "password": pass}))

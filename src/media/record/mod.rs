@@ -7,6 +7,7 @@ pub mod ogg;
 pub mod pcm;
 pub mod recorder;
 pub mod reorder;
+pub mod salvage;
 pub mod session;
 pub mod tail;
 pub mod track;

@@ -89,6 +89,30 @@ impl<W: Write> OpusFile<W> {
         Ok(file)
     }
 
+    /// Starts a file with header packets read from another (a file being repaired): they are
+    /// written as they are, then the pre-skip frame.
+    pub fn create_with_headers(out: W, serial: u32, head: &[u8], tags: &[u8]) -> io::Result<Self> {
+        if pre_skip(head) != Some(PRE_SKIP) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an OpusHead of meet's",
+            ));
+        }
+        let mut out = PacketWriter::new(out);
+        out.write_packet(head.to_vec(), serial, PacketWriteEndInfo::EndPage, 0)?;
+        out.write_packet(tags.to_vec(), serial, PacketWriteEndInfo::EndPage, 0)?;
+        let mut file = Self {
+            out,
+            serial,
+            granule: 0,
+            page_start: 0,
+            held: None,
+            pages: 2,
+        };
+        file.push(silence_frame(PRE_SKIP).to_vec(), PRE_SKIP)?;
+        Ok(file)
+    }
+
     /// Samples of audio written so far (after the pre-skip frame): where the next packet plays.
     pub fn position(&self) -> u64 {
         self.granule - PRE_SKIP

@@ -64,7 +64,7 @@ pub struct Session {
 }
 
 /// A file name from a user id (ids are `a-z0-9`; anything else is replaced, never a path).
-fn file_stem(user_id: &str) -> String {
+pub fn file_stem(user_id: &str) -> String {
     user_id
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })

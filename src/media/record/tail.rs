@@ -34,6 +34,9 @@ pub struct Tail {
     ended: bool,
     /// The file has bytes that are not a valid page: nothing after them is read.
     broken: bool,
+    /// The OpusHead and OpusTags packets, and the stream's serial, once read.
+    headers: Option<(Vec<u8>, Vec<u8>, u32)>,
+    head: Option<Vec<u8>>,
 }
 
 const HEADER: usize = 27;
@@ -50,6 +53,8 @@ impl Tail {
             skip: 0,
             ended: false,
             broken: false,
+            headers: None,
+            head: None,
         })
     }
 
@@ -72,6 +77,13 @@ impl Tail {
     /// broken: its last page is just not complete yet).
     pub fn broken(&self) -> bool {
         self.broken
+    }
+
+    /// The OpusHead and OpusTags packets and the stream serial, once their pages are read.
+    pub fn headers(&self) -> Option<(&[u8], &[u8], u32)> {
+        self.headers
+            .as_ref()
+            .map(|(h, t, serial)| (h.as_slice(), t.as_slice(), *serial))
     }
 
     /// The audio packets of the pages completed since the last call.
@@ -99,8 +111,14 @@ impl Tail {
                 }
                 if self.packets == 1 {
                     self.skip = pre_skip(&p.data).unwrap_or(0);
+                    self.head = Some(p.data);
+                    continue;
                 }
-                if self.packets <= 2 {
+                if self.packets == 2 {
+                    let serial = p.stream_serial();
+                    if let Some(head) = self.head.take() {
+                        self.headers = Some((head, p.data, serial));
+                    }
                     continue;
                 }
                 if let Some(n) = packet_samples(&p.data) {
