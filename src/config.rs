@@ -208,6 +208,7 @@ pub struct RawS3 {
     pub path_style: Option<bool>,
     pub prefix: Option<Text>,
     pub presign_seconds: Option<u32>,
+    pub multipart_threshold_mib: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -412,6 +413,8 @@ pub struct S3Config {
     pub path_style: bool,
     pub prefix: String,
     pub presign_seconds: u32,
+    /// Files larger than this go up in parts of this size (S3's minimum part is 5 MiB).
+    pub multipart_bytes: usize,
 }
 
 /// The live side: Socket.IO keepalives, presence and the audio relay's limits.
@@ -867,6 +870,14 @@ fn validate_storage(raw: RawStorage, data_dir: &Path) -> Result<StorageConfig, C
                 secret_access_key,
                 prefix: s3.prefix.map_or_else(|| "recordings/".to_owned(), |t| t.0),
                 presign_seconds,
+                multipart_bytes: within(
+                    s3.multipart_threshold_mib,
+                    16,
+                    5..=4096,
+                    "storage.s3.multipart_threshold_mib",
+                )? as usize
+                    * 1024
+                    * 1024,
             }))
         }
         other => Err(key_err(

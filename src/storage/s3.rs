@@ -16,6 +16,7 @@ pub struct S3Storage {
     bucket: Box<Bucket>,
     prefix: String,
     presign_seconds: u32,
+    multipart_bytes: usize,
 }
 
 fn s3_err(e: impl std::fmt::Display) -> StorageError {
@@ -54,6 +55,7 @@ impl S3Storage {
             bucket,
             prefix: c.prefix.clone(),
             presign_seconds: c.presign_seconds,
+            multipart_bytes: c.multipart_bytes.max(5 * 1024 * 1024),
         };
         // Create the bucket when it is missing (a fresh MinIO or test server); where listing buckets
         // is not allowed, carry on and let readiness report the problem.
@@ -104,6 +106,10 @@ impl S3Storage {
         file: &Path,
         content_type: &str,
     ) -> Result<u64, StorageError> {
+        let len = tokio::fs::metadata(file).await?.len();
+        if len > self.multipart_bytes as u64 {
+            return self.put_parts(key, file, content_type).await.map(|()| len);
+        }
         let bytes = tokio::fs::read(file).await?;
         let r = self
             .bucket
@@ -112,6 +118,57 @@ impl S3Storage {
             .map_err(s3_err)?;
         status_ok(r.status_code(), "put")?;
         Ok(bytes.len() as u64)
+    }
+
+    /// A multipart upload, a part of `multipart_bytes` at a time (the last one shorter);
+    /// aborted when a part or the completion fails, so no half object is left to pay for.
+    async fn put_parts(
+        &self,
+        key: &str,
+        file: &Path,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        use tokio::io::AsyncReadExt;
+        let path = self.object(key);
+        let upload = self
+            .bucket
+            .initiate_multipart_upload(&path, content_type)
+            .await
+            .map_err(s3_err)?;
+        let id = upload.upload_id;
+        let mut f = tokio::fs::File::open(file).await?;
+        let mut parts = Vec::new();
+        let result: Result<(), StorageError> = async {
+            loop {
+                let mut chunk = Vec::with_capacity(self.multipart_bytes);
+                (&mut f)
+                    .take(self.multipart_bytes as u64)
+                    .read_to_end(&mut chunk)
+                    .await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let number = u32::try_from(parts.len() + 1).unwrap_or(u32::MAX);
+                // rust-s3 checks the status of a part and aborts the upload itself.
+                let part = self
+                    .bucket
+                    .put_multipart_chunk(chunk, &path, number, &id, content_type)
+                    .await
+                    .map_err(s3_err)?;
+                parts.push(part);
+            }
+            let r = self
+                .bucket
+                .complete_multipart_upload(&path, &id, parts)
+                .await
+                .map_err(s3_err)?;
+            status_ok(r.status_code(), "complete multipart upload")
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.bucket.abort_upload(&path, &id).await;
+        }
+        result
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {

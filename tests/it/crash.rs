@@ -102,7 +102,7 @@ async fn lesson(http: &reqwest::Client, base: &str) -> Lesson {
 }
 
 /// `seconds` of a 660 Hz tone from `client`, in 20 ms relay messages at a microphone's pace.
-async fn speak(client: &mut Client, seconds: f64) {
+pub async fn speak(client: &mut Client, seconds: f64) {
     let frames = (seconds * 50.0) as usize;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for f in 0..frames {

@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 
 use meet::config::{S3Config, Secret, StorageConfig};
 use meet::storage::{Location, Storage};
+use serde_json::{Value, json};
+
+use crate::common::Class;
+use crate::crash::speak;
+use crate::recorder::{judge, opusinfo};
+use crate::sio::{AuthForm, Client, Kind};
 
 struct Moto {
     child: Child,
@@ -37,6 +43,11 @@ async fn start_moto() -> Moto {
         .local_addr()
         .expect("addr")
         .port();
+    start_moto_on(port).await
+}
+
+/// moto on a given port (to bring one back where it was), with an empty bucket `name`.
+async fn start_moto_on(port: u16) -> Moto {
     let child = Command::new(moto_binary())
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -72,6 +83,7 @@ fn s3_config(endpoint: &str, bucket: &str) -> StorageConfig {
         path_style: true,
         prefix: "recordings/".into(),
         presign_seconds: 3600,
+        multipart_bytes: 5 * 1024 * 1024,
     })
 }
 
@@ -141,4 +153,265 @@ async fn readiness_reports_an_unreachable_s3() {
         storage.check().await.is_err(),
         "down after the server stops"
     );
+}
+
+#[tokio::test]
+async fn large_files_go_up_in_parts() {
+    let moto = start_moto().await;
+    reqwest::Client::new()
+        .put(format!("{}/parts", moto.endpoint))
+        .send()
+        .await
+        .expect("create bucket");
+    let storage = Storage::open(&s3_config(&moto.endpoint, "parts"))
+        .await
+        .expect("open");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("big.ogg");
+    // 11 MiB with parts of 5 MiB: three parts, the last one short.
+    let bytes: Vec<u8> = (0..11 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &bytes).expect("write");
+    let n = storage
+        .put_file("m/r/mix.ogg", &file, "audio/ogg")
+        .await
+        .expect("multipart put");
+    assert_eq!(n, bytes.len() as u64);
+    let Location::Url(url) = storage.location("m/r/mix.ogg").await.expect("url") else {
+        panic!("not a URL");
+    };
+    let got = reqwest::get(url)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    assert!(got.as_ref() == bytes.as_slice(), "the object is the file");
+}
+
+/// A short recording without audio (a mix of silence), started and stopped.
+async fn record(c: &Class, m: &str) -> String {
+    let r = c
+        .server
+        .post(
+            &format!("/api/meetings/{m}/recording/start"),
+            &c.host.1,
+            json!({}),
+        )
+        .await;
+    let id = r.expect(201)["recording"]["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.server
+        .post(
+            &format!("/api/meetings/{m}/recording/stop"),
+            &c.host.1,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    id
+}
+
+/// The recording's current JSON.
+async fn recording(c: &Class, id: &str) -> Value {
+    c.server
+        .get(&format!("/api/recordings/{id}"), &c.host.1)
+        .await
+        .expect(200)["recording"]
+        .clone()
+}
+
+/// A 302 to a presigned URL, fetched: the object's bytes.
+async fn presigned(c: &Class, path: &str, token: &str) -> Vec<u8> {
+    let r = c
+        .server
+        .client
+        .get(c.server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 302, "{path}");
+    let to = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(to.contains("X-Amz-Signature"), "{to}");
+    let got = reqwest::get(to).await.expect("fetch");
+    assert_eq!(got.status().as_u16(), 200);
+    got.bytes().await.expect("body").to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there() {
+    let moto = start_moto().await;
+    let endpoint = moto.endpoint.clone();
+    let port: u16 = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let http = reqwest::Client::new();
+    http.put(format!("{endpoint}/lessons"))
+        .send()
+        .await
+        .expect("create bucket");
+    let storage_config = s3_config(&endpoint, "lessons");
+    let c = Class::start(&["ana"], {
+        let sc = storage_config.clone();
+        move |config| config.storage = sc
+    })
+    .await;
+    let ana_id = c.students[0].0.clone();
+    let mut ana = Client::spawn(Kind::Node).await;
+    ana.connect(
+        &c.server.base,
+        AuthForm::Object,
+        &c.students[0].1,
+        Some(&c.meeting),
+    )
+    .await
+    .expect("connects");
+    let m = c.meeting.clone();
+    let start = c
+        .server
+        .post(
+            &format!("/api/meetings/{m}/recording/start"),
+            &c.host.1,
+            json!({}),
+        )
+        .await;
+    let id = start.expect(201)["recording"]["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    speak(&mut ana, 2.0).await;
+
+    // S3 goes away before the recording ends: it stays `processing`, its files in the spool.
+    drop(moto);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.server
+        .post(
+            &format!("/api/meetings/{m}/recording/stop"),
+            &c.host.1,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(recording(&c, &id).await["status"], "processing");
+    let ready = c.server.get("/readyz", "").await;
+    assert_eq!(ready.status.as_u16(), 503);
+    assert_eq!(ready.body["recordingBacklog"], 1, "{}", ready.body);
+    let spool = c.server.dir.path().join("spool").join(&id);
+    assert!(
+        spool.join("mix.ogg").exists(),
+        "nothing lost: the mix waits in the spool"
+    );
+
+    // S3 is back (an empty server: the operator creates the bucket again): stored, completed.
+    let _moto = start_moto_on(port).await;
+    http.put(format!("{endpoint}/lessons"))
+        .send()
+        .await
+        .expect("create bucket");
+    let end = Instant::now() + Duration::from_secs(60);
+    let rec = loop {
+        let rec = recording(&c, &id).await;
+        if rec["status"] == "completed" {
+            break rec;
+        }
+        assert!(
+            Instant::now() < end,
+            "not completed after S3 came back: {rec}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(!spool.exists(), "the spool is cleared once stored");
+    let ready = c.server.get("/readyz", "").await;
+    assert_eq!(ready.expect(200)["recordingBacklog"], 0);
+
+    // Playback: a presigned redirect, the object a valid Ogg Opus file of the right length.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mix = dir.path().join("mix.ogg");
+    std::fs::write(
+        &mix,
+        presigned(&c, &format!("/api/recordings/{id}/audio"), &c.host.1).await,
+    )
+    .expect("write");
+    let length = opusinfo(&mix);
+    let duration = rec["duration"].as_f64().expect("duration");
+    assert!((length - duration).abs() < 0.05, "{length} vs {duration}");
+    let j = judge(&mix, &[660.0]);
+    assert!(j["decoded"].as_f64().expect("decoded") >= 2.0);
+    let own = dir.path().join("ana.ogg");
+    let path = format!("/api/recordings/{id}/audio?track={ana_id}");
+    std::fs::write(&own, presigned(&c, &path, &c.students[0].1).await).expect("write");
+    opusinfo(&own);
+
+    // Deleting removes every object of it.
+    let storage = Storage::open(&storage_config).await.expect("open");
+    let keys = [
+        format!("{m}/{id}/mix.ogg"),
+        format!("{m}/{id}/{ana_id}.ogg"),
+    ];
+    for k in &keys {
+        assert!(storage.exists(k).await.expect("head"), "{k}");
+    }
+    c.server
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/recordings/{id}"),
+            Some(&c.host.1),
+            None,
+        )
+        .await
+        .expect(200);
+    for k in &keys {
+        assert!(!storage.exists(k).await.expect("head"), "{k} is gone");
+    }
+
+    // Retention on the settable clock: 3 days + 1 minute old goes, 2 days 23 hours stays.
+    let old = record(&c, &m).await;
+    c.server.clock.advance(chrono::Duration::minutes(61));
+    let young = record(&c, &m).await;
+    for r in [&old, &young] {
+        let end = Instant::now() + Duration::from_secs(30);
+        while recording(&c, r).await["status"] != "completed" {
+            assert!(Instant::now() < end);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let key = |r: &str| format!("{m}/{r}/mix.ogg");
+    assert!(storage.exists(&key(&old)).await.expect("head"));
+    c.server
+        .clock
+        .advance(chrono::Duration::days(3) - chrono::Duration::minutes(60));
+    let job = meet::jobs::by_name("retention").expect("job");
+    let report = job
+        .run(&c.server.app().services, &meet::jobs::Silent)
+        .await
+        .expect("run");
+    assert_eq!((report.examined, report.changed), (1, 1));
+    assert!(
+        !storage.exists(&key(&old)).await.expect("head"),
+        "expired: gone from S3"
+    );
+    assert!(
+        storage.exists(&key(&young)).await.expect("head"),
+        "2 days 23 hours: kept"
+    );
+    // Tokens last a day: the admin signs in again on the later day.
+    let admin = c.server.login("admin", crate::common::ADMIN_PASSWORD).await;
+    let listed = c.server.get("/api/admin/recordings", &admin).await;
+    let ids: Vec<&str> = listed.body["recordings"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["_id"].as_str())
+        .collect();
+    assert_eq!(ids, [young.as_str()], "and gone from the database");
+    ana.disconnect().await;
 }
