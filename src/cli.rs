@@ -72,6 +72,20 @@ pub enum AdminCommand {
     /// Meetings.
     #[command(subcommand)]
     Meeting(MeetingCommand),
+    /// Recordings.
+    #[command(subcommand)]
+    Recording(RecordingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingCommand {
+    /// List recordings, all or one meeting's.
+    List {
+        #[arg(long, value_name = "MEETING")]
+        meeting: Option<String>,
+    },
+    /// Delete a recording with every file of it.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,10 +137,23 @@ pub enum MeetingCommand {
 pub struct JobsArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Print the reports as JSON.
-    #[arg(long)]
+    /// Print JSON instead of tables and progress bars.
+    #[arg(long, global = true)]
     pub json: bool,
-    /// cleanup, archive, retention, or all (default).
-    #[arg(default_value = "all")]
-    pub job: String,
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// The jobs: schedule, last run and its outcome, next run.
+    List,
+    /// Run a job now (cleanup, archive, retention), or all of them, with progress bars.
+    Run {
+        #[arg(default_value = "all")]
+        job: String,
+        /// Count what the job would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

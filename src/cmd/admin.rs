@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::cli::{AdminArgs, AdminCommand, HostCommand, MeetingCommand, StudentCommand};
+use crate::cli::{
+    AdminArgs, AdminCommand, HostCommand, MeetingCommand, RecordingCommand, StudentCommand,
+};
 use crate::control::client;
 use crate::control::proto::Request;
 use crate::jobs::Silent;
@@ -49,6 +51,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         AdminCommand::Student(StudentCommand::List { host }) => Request::StudentList { host },
         AdminCommand::Meeting(MeetingCommand::List { status }) => Request::MeetingList { status },
         AdminCommand::Meeting(MeetingCommand::End { id }) => Request::MeetingEnd { id },
+        AdminCommand::Recording(RecordingCommand::List { meeting }) => {
+            Request::RecordingList { meeting }
+        }
+        AdminCommand::Recording(RecordingCommand::Delete { id }) => Request::RecordingDelete { id },
     };
     let result = match client::Target::connect(&config).await {
         Ok(target) => {
@@ -148,6 +154,31 @@ fn print_human(request: &Request, v: &Value) {
             }
             println!("{} meeting(s)", rows.len());
         }
+        Request::RecordingList { .. } => {
+            let rows = v.as_array().cloned().unwrap_or_default();
+            println!(
+                "{:<22} {:<10} {:<8} {:>9} {:>10} {:<22} {:<24} TOPIC",
+                "ID", "STATUS", "PRIVATE", "SECONDS", "BYTES", "MEETING", "START"
+            );
+            for r in &rows {
+                let private = r.get("isPrivate").and_then(Value::as_bool).unwrap_or(false);
+                let secs = r.get("duration").and_then(Value::as_f64).unwrap_or(0.0);
+                let size = r.get("size").and_then(Value::as_i64).unwrap_or(0);
+                println!(
+                    "{:<22} {:<10} {:<8} {:>9.1} {:>10} {:<22} {:<24} {}",
+                    s(r, "_id"),
+                    s(r, "status"),
+                    private,
+                    secs,
+                    size,
+                    s(r, "meetingId"),
+                    s(r, "startTime"),
+                    s(r, "meetingTopic")
+                );
+            }
+            println!("{} recording(s)", rows.len());
+        }
+        Request::RecordingDelete { id } => println!("deleted recording {id} and its files"),
         Request::MeetingEnd { .. } => println!(
             "meeting {} is {} ({})",
             s(v, "_id"),

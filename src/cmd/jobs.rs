@@ -1,14 +1,15 @@
-//! `meet jobs`: runs maintenance now, with a progress bar per job.
+//! `meet jobs list`: the jobs, their schedules and runs; `meet jobs run`: maintenance now, with
+//! a progress bar per job.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::JobsArgs;
+use crate::cli::{JobsArgs, JobsCommand};
 use crate::control::client;
 use crate::control::proto::Request;
-use crate::jobs::{Progress, Report};
+use crate::jobs::{JobInfo, Progress, Report, Silent};
 
 struct Bar(ProgressBar);
 
@@ -24,15 +25,18 @@ impl Progress for Bar {
 pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
     crate::telemetry::init_minimal();
     let config = super::load_config(&args.common)?;
-    let names: Vec<&'static str> = if args.job == "all" {
+    let (job, dry_run) = match &args.command {
+        JobsCommand::List => return list(&config, args.json).await,
+        JobsCommand::Run { job, dry_run } => (job.clone(), *dry_run),
+    };
+    let names: Vec<&'static str> = if job == "all" {
         crate::jobs::all().iter().map(|j| j.name()).collect()
-    } else if let Some(job) = crate::jobs::by_name(&args.job) {
-        vec![job.name()]
+    } else if let Some(j) = crate::jobs::by_name(&job) {
+        vec![j.name()]
     } else {
         let known: Vec<_> = crate::jobs::all().iter().map(|j| j.name()).collect();
         eprintln!(
-            "meet jobs: unknown job `{}` (known: {}, all)",
-            args.job,
+            "meet jobs: unknown job `{job}` (known: {}, all)",
             known.join(", ")
         );
         return Ok(ExitCode::from(2));
@@ -58,13 +62,24 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
         }
         bar.enable_steady_tick(Duration::from_millis(100));
         match target
-            .run(Request::JobRun { name: name.into() }, &Bar(bar.clone()))
+            .run(
+                Request::JobRun {
+                    name: name.into(),
+                    dry_run,
+                },
+                &Bar(bar.clone()),
+            )
             .await
         {
             Ok(v) => {
                 let report: Report = serde_json::from_value(v).unwrap_or_default();
+                let changed = if report.dry_run {
+                    "would change"
+                } else {
+                    "changed"
+                };
                 bar.finish_with_message(format!(
-                    "examined {}, changed {}, failed {}",
+                    "examined {}, {changed} {}, failed {}",
                     report.examined, report.changed, report.failed
                 ));
                 failed |= report.failed > 0;
@@ -85,4 +100,56 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `meet jobs list`: a table (or JSON) of the jobs.
+async fn list(config: &crate::config::Config, json: bool) -> anyhow::Result<ExitCode> {
+    let target = match client::Target::connect(config).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("meet jobs: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let result = target.run(Request::JobList, &Silent).await;
+    target.close().await;
+    let value = match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("meet jobs: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let jobs: Vec<JobInfo> = serde_json::from_value(value)?;
+    println!(
+        "{:<10} {:<16} {:<26} {:<20} {:<26} WHAT",
+        "JOB", "SCHEDULE", "LAST RUN", "OUTCOME", "NEXT RUN"
+    );
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
+    };
+    for j in &jobs {
+        let next = if j.scheduled {
+            time(j.next_run)
+        } else {
+            "not scheduled".to_owned()
+        };
+        println!(
+            "{:<10} {:<16} {:<26} {:<20} {:<26} {}",
+            j.name,
+            j.schedule,
+            time(j.last_run.as_ref().map(|r| r.at)),
+            j.last_run.as_ref().map_or("-", |r| r.outcome.as_str()),
+            next,
+            j.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -72,10 +72,22 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
             v(&services.admin_meetings(&op, status).await?)
         }
         Request::MeetingEnd { id } => v(&services.end_meeting(&op, &id).await?),
-        Request::JobRun { name } => {
+        Request::JobRun { name, dry_run } => {
             let job =
                 crate::jobs::by_name(&name).ok_or_else(|| Error::invalid("job", "unknown job"))?;
-            v(&job.run(services, progress).await?)
+            v(&crate::jobs::run_and_record(job.as_ref(), services, progress, dry_run).await?)
+        }
+        Request::JobList => v(&crate::jobs::list(services)),
+        Request::RecordingList { meeting } => {
+            let all = services.admin_recordings(&op).await?;
+            v(&all
+                .into_iter()
+                .filter(|r| meeting.as_ref().is_none_or(|m| &r.meeting_id == m))
+                .collect::<Vec<_>>())
+        }
+        Request::RecordingDelete { id } => {
+            services.delete_recording(&op, &id).await?;
+            json!({"deleted": id})
         }
         Request::Stats => v(&services.stats().await?),
     })

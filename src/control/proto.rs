@@ -7,15 +7,43 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     Ping,
-    HostAdd { username: String, password: String },
+    HostAdd {
+        username: String,
+        password: String,
+    },
     HostList,
-    HostSetActive { host: String, active: bool },
-    HostPasswd { host: String, password: String },
-    HostRemove { host: String },
-    StudentList { host: Option<String> },
-    MeetingList { status: Option<String> },
-    MeetingEnd { id: String },
-    JobRun { name: String },
+    HostSetActive {
+        host: String,
+        active: bool,
+    },
+    HostPasswd {
+        host: String,
+        password: String,
+    },
+    HostRemove {
+        host: String,
+    },
+    StudentList {
+        host: Option<String>,
+    },
+    MeetingList {
+        status: Option<String>,
+    },
+    MeetingEnd {
+        id: String,
+    },
+    JobRun {
+        name: String,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    JobList,
+    RecordingList {
+        meeting: Option<String>,
+    },
+    RecordingDelete {
+        id: String,
+    },
     Stats,
 }
 

@@ -18,23 +18,28 @@ impl Job for Archive {
         &config.archive_schedule
     }
 
-    fn run<'a>(&'a self, services: &'a Services, progress: &'a dyn Progress) -> JobFuture<'a> {
+    fn run<'a>(
+        &'a self,
+        services: &'a Services,
+        progress: &'a dyn Progress,
+        dry_run: bool,
+    ) -> JobFuture<'a> {
         Box::pin(async move {
             let cutoff = services.now() - services.config.archive_after;
             let ids = services.store.ended_before(cutoff).await?;
             progress.total(ids.len() as u64);
-            let mut report = Report {
-                job: self.name().into(),
-                examined: ids.len() as u64,
-                ..Report::default()
-            };
+            let mut report = Report::new(self.name(), ids.len() as u64, dry_run);
             for id in ids {
-                match services.store.archive_meeting(&id).await {
-                    Ok(true) => report.changed += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(meeting = %id, error = %e, "could not archive a meeting");
-                        report.failed += 1;
+                if dry_run {
+                    report.changed += 1;
+                } else {
+                    match services.store.archive_meeting(&id).await {
+                        Ok(true) => report.changed += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(meeting = %id, error = %e, "could not archive a meeting");
+                            report.failed += 1;
+                        }
                     }
                 }
                 progress.advance();

@@ -19,24 +19,29 @@ impl Job for Cleanup {
         &config.cleanup_schedule
     }
 
-    fn run<'a>(&'a self, services: &'a Services, progress: &'a dyn Progress) -> JobFuture<'a> {
+    fn run<'a>(
+        &'a self,
+        services: &'a Services,
+        progress: &'a dyn Progress,
+        dry_run: bool,
+    ) -> JobFuture<'a> {
         Box::pin(async move {
             let overdue = services.store.overdue_meetings(services.now()).await?;
             progress.total(overdue.len() as u64);
-            let mut report = Report {
-                job: self.name().into(),
-                examined: overdue.len() as u64,
-                ..Report::default()
-            };
+            let mut report = Report::new(self.name(), overdue.len() as u64, dry_run);
             for m in overdue {
-                match services
-                    .end_meeting_as(&m.id, EndReason::DurationExceeded)
-                    .await
-                {
-                    Ok(_) => report.changed += 1,
-                    Err(e) => {
-                        tracing::warn!(meeting = %m.id, error = %e, "could not end an overdue meeting");
-                        report.failed += 1;
+                if dry_run {
+                    report.changed += 1;
+                } else {
+                    match services
+                        .end_meeting_as(&m.id, EndReason::DurationExceeded)
+                        .await
+                    {
+                        Ok(_) => report.changed += 1,
+                        Err(e) => {
+                            tracing::warn!(meeting = %m.id, error = %e, "could not end an overdue meeting");
+                            report.failed += 1;
+                        }
                     }
                 }
                 progress.advance();

@@ -1,4 +1,5 @@
-//! Deletes recordings past their retention (3 days by default), bytes first (daily at 02:00).
+//! Deletes recordings past their retention (3 days by default), bytes first, and stored objects
+//! no recording refers to (daily at 02:00).
 
 use super::{Job, JobFuture, Progress, Report};
 use crate::service::Services;
@@ -18,22 +19,46 @@ impl Job for Retention {
         &config.retention_schedule
     }
 
-    fn run<'a>(&'a self, services: &'a Services, progress: &'a dyn Progress) -> JobFuture<'a> {
+    fn run<'a>(
+        &'a self,
+        services: &'a Services,
+        progress: &'a dyn Progress,
+        dry_run: bool,
+    ) -> JobFuture<'a> {
         Box::pin(async move {
             let expired = services.expired_recordings().await?;
-            progress.total(expired.len() as u64);
-            let mut report = Report {
-                job: self.name().into(),
-                examined: expired.len() as u64,
-                ..Report::default()
-            };
+            let orphans = services.orphan_objects().await?;
+            let n = (expired.len() + orphans.len()) as u64;
+            progress.total(n);
+            let mut report = Report::new(self.name(), n, dry_run);
             for rec in expired {
-                match services.remove_recording(&rec).await {
-                    Ok(()) => report.changed += 1,
-                    Err(e) => {
-                        // The row stays, so the next run tries again.
-                        tracing::warn!(recording = %rec.id, error = %e, "could not delete an expired recording");
-                        report.failed += 1;
+                if dry_run {
+                    report.changed += 1;
+                } else {
+                    match services.remove_recording(&rec).await {
+                        Ok(()) => report.changed += 1,
+                        Err(e) => {
+                            // The row stays, so the next run tries again.
+                            tracing::warn!(recording = %rec.id, error = %e, "could not delete an expired recording");
+                            report.failed += 1;
+                        }
+                    }
+                }
+                progress.advance();
+            }
+            for key in orphans {
+                if dry_run {
+                    report.changed += 1;
+                } else {
+                    match services.delete_object(&key).await {
+                        Ok(()) => {
+                            tracing::info!(%key, "deleted an object no recording refers to");
+                            report.changed += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%key, error = %e, "could not delete an orphan object");
+                            report.failed += 1;
+                        }
                     }
                 }
                 progress.advance();

@@ -27,7 +27,7 @@ pub async fn start(services: Arc<Services>) -> Result<JobScheduler, SchedulerErr
                 let services = Arc::clone(&services);
                 let job = Arc::clone(&job);
                 Box::pin(async move {
-                    match job.run(&services, &Silent).await {
+                    match super::run_and_record(job.as_ref(), &services, &Silent, false).await {
                         Ok(r) if r.changed > 0 || r.failed > 0 => {
                             tracing::info!(
                                 job = r.job,

@@ -91,6 +91,8 @@ pub struct Services {
     /// When each running recording began, on the monotonic clock: its duration is measured
     /// there (the settable clock gives the wall-clock start and end).
     began: Mutex<HashMap<String, std::time::Instant>>,
+    /// Each job's last run in this process.
+    job_runs: Mutex<HashMap<String, crate::jobs::LastRun>>,
     locks: KeyedLocks,
     identities: auth::IdentityCache,
     started: std::time::Instant,
@@ -115,6 +117,7 @@ impl Services {
             done_rx: Mutex::new(Some(done_rx)),
             pending: AtomicU64::new(0),
             began: Mutex::new(HashMap::new()),
+            job_runs: Mutex::new(HashMap::new()),
             tokens: TokenIssuer::new(jwt_secret, config.auth.token_lifetime),
             hasher: PasswordHasher::new(
                 config.auth.argon2_memory_kib,
@@ -137,6 +140,21 @@ impl Services {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
+    }
+
+    pub fn record_job_run(&self, job: &str, run: crate::jobs::LastRun) {
+        self.job_runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(job.to_owned(), run);
+    }
+
+    pub fn last_job_run(&self, job: &str) -> Option<crate::jobs::LastRun> {
+        self.job_runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(job)
+            .cloned()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<MeetingEvent> {

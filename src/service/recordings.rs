@@ -172,6 +172,36 @@ impl Services {
             .map_err(|e| Error::Storage(e.to_string()))
     }
 
+    /// Stored objects no recording refers to (left by a recording deleted while its upload
+    /// ran, or by hand). An object under a recording's folder (`<meeting>/<recording>/...`)
+    /// whose recording exists is never one: its upload may be under way.
+    pub async fn orphan_objects(&self) -> Result<Vec<String>> {
+        let rows = self.store.recordings(None).await?;
+        let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        for r in &rows {
+            known.insert(r.object_key.as_str());
+            known.extend(r.tracks.iter().map(|t| t.object_key.as_str()));
+        }
+        let listed = self
+            .storage
+            .list()
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        Ok(listed
+            .into_iter()
+            .filter(|k| !known.contains(k.as_str()))
+            .filter(|k| k.split('/').nth(1).is_none_or(|id| !ids.contains(id)))
+            .collect())
+    }
+
+    pub async fn delete_object(&self, key: &str) -> Result<()> {
+        self.storage
+            .delete(key)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))
+    }
+
     /// Recordings past retention.
     pub async fn expired_recordings(&self) -> Result<Vec<RecordingRow>> {
         self.store.expired_recordings(self.now()).await

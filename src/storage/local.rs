@@ -31,6 +31,35 @@ impl LocalStorage {
         Ok(n)
     }
 
+    /// Every stored key (files being copied in, `*.part`, and readiness probes left out).
+    pub async fn list(&self) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let mut entries = match tokio::fs::read_dir(&dir).await {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                let path = entry.path();
+                if entry.file_type().await?.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".part") || name.starts_with(".meet-ready-") {
+                    continue;
+                }
+                if let Ok(rel) = path.strip_prefix(&self.root) {
+                    keys.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         match tokio::fs::remove_file(self.path(key)).await {
             Ok(()) => Ok(()),

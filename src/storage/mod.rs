@@ -73,6 +73,14 @@ impl Storage {
         }
     }
 
+    /// Every key in the storage.
+    pub async fn list(&self) -> Result<Vec<String>, StorageError> {
+        match self {
+            Self::Local(s) => s.list().await,
+            Self::S3(s) => s.list().await,
+        }
+    }
+
     pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         check_key(key)?;
         match self {

@@ -171,6 +171,20 @@ impl S3Storage {
         result
     }
 
+    /// Every key under the prefix (the prefix taken off).
+    pub async fn list(&self) -> Result<Vec<String>, StorageError> {
+        let pages = self
+            .bucket
+            .list(self.prefix.clone(), None)
+            .await
+            .map_err(s3_err)?;
+        Ok(pages
+            .into_iter()
+            .flat_map(|p| p.contents)
+            .filter_map(|o| o.key.strip_prefix(&self.prefix).map(str::to_owned))
+            .collect())
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let r = self
             .bucket

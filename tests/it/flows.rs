@@ -211,13 +211,13 @@ async fn a_meeting_from_creation_to_archive() {
     // The archive job moves it on after a day.
     let job = meet::jobs::by_name("archive").expect("job");
     let rep = job
-        .run(&t.app().services, &meet::jobs::Silent)
+        .run(&t.app().services, &meet::jobs::Silent, false)
         .await
         .expect("run");
     assert_eq!(rep.changed, 0);
     t.clock.advance(Duration::hours(24) + Duration::seconds(1));
     let rep = job
-        .run(&t.app().services, &meet::jobs::Silent)
+        .run(&t.app().services, &meet::jobs::Silent, false)
         .await
         .expect("run");
     assert_eq!(rep.changed, 1);
@@ -332,7 +332,7 @@ async fn who_sees_which_recording() {
     assert!(ids(&t.get("/api/student/recordings", &inside).await).is_empty());
     let job = meet::jobs::by_name("retention").expect("job");
     let rep = job
-        .run(&t.app().services, &meet::jobs::Silent)
+        .run(&t.app().services, &meet::jobs::Silent, false)
         .await
         .expect("run");
     assert_eq!(

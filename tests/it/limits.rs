@@ -162,7 +162,7 @@ async fn a_meeting_past_five_hours_refuses_joins_and_the_job_ends_it() {
     t.clock.advance(Duration::hours(5));
     let job = meet::jobs::by_name("cleanup").expect("job");
     let report = job
-        .run(&t.app().services, &meet::jobs::Silent)
+        .run(&t.app().services, &meet::jobs::Silent, false)
         .await
         .expect("runs");
     assert_eq!((report.examined, report.changed), (1, 1));

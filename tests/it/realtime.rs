@@ -795,7 +795,7 @@ async fn the_duration_job_and_an_admin_end_meetings_live() {
     c.server.clock.advance(chrono::Duration::seconds(18_000));
     meet::jobs::by_name("cleanup")
         .expect("job")
-        .run(&c.server.app().services, &meet::jobs::Silent)
+        .run(&c.server.app().services, &meet::jobs::Silent, false)
         .await
         .expect("cleanup runs");
     for client in [&mut host, &mut ana] {

@@ -391,7 +391,7 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
         .advance(chrono::Duration::days(3) - chrono::Duration::minutes(60));
     let job = meet::jobs::by_name("retention").expect("job");
     let report = job
-        .run(&c.server.app().services, &meet::jobs::Silent)
+        .run(&c.server.app().services, &meet::jobs::Silent, false)
         .await
         .expect("run");
     assert_eq!((report.examined, report.changed), (1, 1));

@@ -335,9 +335,21 @@ async fn meet_admin_against_a_running_and_a_stopped_server() {
     assert_eq!(students, json!([]));
     let meetings = json_out(&meet(&data, &["admin", "meeting", "list", "--json"], None));
     assert_eq!(meetings, json!([]));
-    let out = meet(&data, &["jobs", "--json"], None);
+    let out = meet(&data, &["jobs", "run", "--json"], None);
     let reports = json_out(&out);
     assert_eq!(reports.as_array().map(Vec::len), Some(3));
+    let recordings = json_out(&meet(
+        &data,
+        &["admin", "recording", "list", "--json"],
+        None,
+    ));
+    assert_eq!(recordings, json!([]));
+    let out = meet(
+        &data,
+        &["admin", "recording", "delete", "nosuchrecording"],
+        None,
+    );
+    assert!(!out.status.success(), "deleting an unknown recording fails");
     let out = meet(&data, &["admin", "host", "remove", "bob"], None);
     assert!(out.status.success());
 
@@ -357,8 +369,47 @@ async fn meet_admin_against_a_running_and_a_stopped_server() {
         401
     );
     // Jobs through the running server.
-    let reports = json_out(&meet(&data, &["jobs", "cleanup", "--json"], None));
+    let reports = json_out(&meet(&data, &["jobs", "run", "cleanup", "--json"], None));
     assert_eq!(reports[0]["job"], "cleanup");
+    let jobs = json_out(&meet(&data, &["jobs", "list", "--json"], None));
+    let cleanup = &jobs.as_array().expect("jobs")[0];
+    assert_eq!(cleanup["name"], "cleanup");
+    assert_eq!(cleanup["schedule"], "0 */5 * * * *");
+    assert_eq!(cleanup["lastRun"]["outcome"], "ok", "{jobs}");
+    assert!(cleanup["nextRun"].is_string(), "{jobs}");
+    assert!(
+        jobs[2]["lastRun"].is_null(),
+        "retention has not run: {jobs}"
+    );
+    let table = meet(&data, &["jobs", "list"], None);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("NEXT RUN") && text.contains("retention"),
+        "{text}"
+    );
+    // An object no recording refers to: a dry run counts it and keeps it, a run deletes it.
+    let orphan = data.join("recordings/m9/r9/mix.ogg");
+    std::fs::create_dir_all(orphan.parent().expect("dir")).expect("dir");
+    std::fs::write(&orphan, b"OggS").expect("orphan");
+    let dry = json_out(&meet(
+        &data,
+        &["jobs", "run", "retention", "--dry-run", "--json"],
+        None,
+    ));
+    assert_eq!(
+        (dry[0]["changed"].as_u64(), dry[0]["dryRun"].as_bool()),
+        (Some(1), Some(true)),
+        "{dry}"
+    );
+    assert!(orphan.exists(), "a dry run changes nothing");
+    let jobs = json_out(&meet(&data, &["jobs", "list", "--json"], None));
+    assert!(
+        jobs[2]["lastRun"].is_null(),
+        "a dry run is not a run: {jobs}"
+    );
+    let real = json_out(&meet(&data, &["jobs", "run", "retention", "--json"], None));
+    assert_eq!(real[0]["changed"], 1, "{real}");
+    assert!(!orphan.exists(), "the orphan is gone");
     assert!(server.terminate().success());
 }
 
