@@ -638,3 +638,210 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
     ana.disconnect().await;
     host.quit().await;
 }
+
+/// Waits until `p` has had socket event `name`; its data.
+async fn event_of(p: &crate::rtc::Participant, name: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some((v, _)) = p.events(name).into_iter().next() {
+            return v;
+        }
+        assert!(Instant::now() < end, "{}: no `{name}`", p.user);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_and_dtx_keep_a_speakers_file_at_wall_clock_length_and_the_end_stops_it() {
+    // Recording starts by itself when the meeting becomes active.
+    let c = Class::start(&["ana"], |config| config.recordings.auto_start = true).await;
+    let base = c.server.base.clone();
+    let (host_id, ana_id) = (c.host.0.clone(), c.students[0].0.clone());
+    let host = crate::rtc::Participant::join(&base, &c.host.1, &c.meeting, &host_id).await;
+    let t0 = Instant::now();
+    let started = event_of(&host, "recording-started").await;
+    let id = started["recordingId"].as_str().expect("id").to_owned();
+    assert_eq!(started["isPrivate"], false);
+    let m = &c.meeting;
+    let shown = c.server.get(&format!("/api/meetings/{m}"), &c.host.1).await;
+    assert_eq!(shown.expect(200)["meeting"]["recording"]["_id"], json!(id));
+    let ana = crate::rtc::Participant::join(&base, &c.students[0].1, m, &ana_id).await;
+
+    // The host's stream loses every 20th packet (5 %) throughout, and goes quiet for 2 s in
+    // the middle with DTX (timestamps run on, nothing is sent).
+    host.net
+        .lose_every
+        .store(20, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.net
+        .dtx
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let dtx_from = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.net
+        .dtx
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let dtx_to = t0.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Ending the meeting stops the recording: recording-ended comes first, then the end.
+    let t_end = t0.elapsed().as_secs_f64();
+    c.server
+        .post(&format!("/api/meetings/{m}/end"), &c.host.1, json!({}))
+        .await
+        .expect(200);
+    let ended = event_of(&ana, "recording-ended").await;
+    assert_eq!(ended["recordingId"], json!(id));
+    let (_, rec_at) = ana.events("recording-ended")[0].clone();
+    event_of(&ana, "meeting-ended").await;
+    let (_, end_at) = ana.events("meeting-ended")[0].clone();
+    assert!(rec_at <= end_at, "recording-ended before meeting-ended");
+    let rec = completed(&c, &id).await;
+    close_to(
+        rec["duration"].as_f64().expect("duration"),
+        t_end,
+        "duration",
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (user, name) in [(&host_id, "teacher"), (&ana_id, "ana")] {
+        let track = rec["tracks"]
+            .as_array()
+            .expect("tracks")
+            .iter()
+            .find(|t| t["userId"] == json!(user))
+            .unwrap_or_else(|| panic!("no track of {name}: {rec}"))
+            .clone();
+        assert_eq!(track["username"], name);
+        let file = dir.path().join(format!("{name}.ogg"));
+        save(
+            &c,
+            &c.host.1,
+            &format!("/api/recordings/{id}/audio?track={user}"),
+            &file,
+        )
+        .await;
+        let length = opusinfo(&file);
+        // Each file runs from the recording's start to its end, whatever the stream did.
+        close_to(length, t_end, &format!("{name}'s file"));
+        close_to(
+            crate::recorder::opusdec(&file),
+            t_end,
+            &format!("{name}, opusdec"),
+        );
+        assert!((track["duration"].as_f64().expect("duration") - length).abs() < 0.05);
+    }
+    // The host's DTX span is silence in his file; the spans around it are not.
+    let j = judge(&dir.path().join("teacher.ogg"), &[]);
+    silent(&j, dtx_from + 0.4, dtx_to - 0.4, "the host's DTX");
+    let loud = windows(&j, 0.5, dtx_from - 0.3)
+        .iter()
+        .filter(|w| w["rms"].as_f64().unwrap_or(0.0) > 0.001)
+        .count();
+    assert!(
+        loud > 0,
+        "the host's file has his audio before the DTX: {j}"
+    );
+    ana.leave().await;
+    host.leave().await;
+}
+
+#[tokio::test]
+async fn who_may_start_and_stop_and_the_duration_limit_stops_it() {
+    let c = Class::start(&["ana"], |_| {}).await;
+    let m = c.meeting.clone();
+    let (_, other) = c.server.host("other").await;
+    let path = |what: &str| format!("/api/meetings/{m}/recording/{what}");
+    let code = |r: &crate::common::Reply| (r.status.as_u16(), r.code().to_owned());
+    let r = c
+        .server
+        .post(
+            "/api/meetings/nosuchmeeting/recording/start",
+            &c.host.1,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&r).0, 404);
+    let r = c
+        .server
+        .post(&path("start"), &c.students[0].1, json!({}))
+        .await;
+    assert_eq!(code(&r), (403, "forbidden".into()));
+    let r = c.server.post(&path("start"), &other, json!({})).await;
+    assert_eq!(code(&r), (403, "forbidden".into()));
+    let r = c
+        .server
+        .post(&path("start"), &c.server.admin, json!({}))
+        .await;
+    assert_eq!(
+        code(&r),
+        (403, "forbidden".into()),
+        "admins stop, they do not start"
+    );
+    let r = c
+        .server
+        .post(&path("start"), &c.host.1, json!({"extra": 1}))
+        .await;
+    assert_eq!(code(&r), (400, "validation_failed".into()));
+    let r = c
+        .server
+        .post(&path("start"), &c.host.1, json!({"meetingId": "another"}))
+        .await;
+    assert_eq!(code(&r), (400, "validation_failed".into()));
+    let r = c.server.post(&path("stop"), &c.host.1, json!({})).await;
+    assert_eq!(code(&r), (409, "not_recording".into()));
+
+    // The admin may stop the host's recording; another host may not.
+    let id = c
+        .server
+        .post(&path("start"), &c.host.1, json!({}))
+        .await
+        .expect(201)["recording"]["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = c.server.post(&path("stop"), &other, json!({})).await;
+    assert_eq!(code(&r), (403, "forbidden".into()));
+    let r = c
+        .server
+        .post(&path("stop"), &c.server.admin, json!({}))
+        .await;
+    assert_eq!(r.expect(200)["recording"]["_id"], json!(id));
+    completed(&c, &id).await;
+
+    // Running when the 5-hour limit passes: the cleanup job ends the meeting and the recording.
+    c.server
+        .post(
+            &format!("/api/meetings/{m}/join"),
+            &c.students[0].1,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let id = c
+        .server
+        .post(&path("start"), &c.host.1, json!({}))
+        .await
+        .expect(201)["recording"]["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    c.server
+        .clock
+        .advance(chrono::Duration::hours(5) + chrono::Duration::minutes(1));
+    let job = meet::jobs::by_name("cleanup").expect("job");
+    let report = job
+        .run(&c.server.app().services, &meet::jobs::Silent, false)
+        .await
+        .expect("run");
+    assert_eq!(report.changed, 1);
+    let rec = completed(&c, &id).await;
+    assert_eq!(rec["status"], "completed");
+    let host = c.server.login("teacher", "teacher-password").await;
+    let meeting = c.server.get(&format!("/api/meetings/{m}"), &host).await;
+    let meeting = &meeting.expect(200)["meeting"];
+    assert_eq!(meeting["endReason"], "duration_exceeded");
+    assert_eq!(meeting["recording"], Value::Null);
+    let r = c.server.post(&path("start"), &host, json!({})).await;
+    assert_eq!(code(&r), (409, "meeting_ended".into()));
+}

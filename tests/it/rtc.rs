@@ -40,6 +40,12 @@ enum Cmd {
     Call(String, Value, oneshot::Sender<Value>),
 }
 
+#[derive(Default)]
+pub struct Net {
+    pub dtx: AtomicBool,
+    pub lose_every: AtomicUsize,
+}
+
 pub struct Participant {
     pub user: String,
     pub sid: String,
@@ -48,6 +54,9 @@ pub struct Participant {
     heard: Arc<Mutex<HashMap<String, Heard>>>,
     /// Whether the microphone sends.
     pub talking: Arc<AtomicBool>,
+    /// How the microphone's stream behaves: DTX (nothing sent, timestamps run on), and loss
+    /// (every Nth packet never sent, its sequence number and timestamp used up; 0: none).
+    pub net: Arc<Net>,
     /// Offers the server made, and the audio sections in the last one.
     pub offers: Arc<AtomicUsize>,
     pub sections: Arc<AtomicUsize>,
@@ -175,6 +184,7 @@ impl Participant {
 
         let heard = Arc::new(Mutex::new(HashMap::new()));
         let talking = Arc::new(AtomicBool::new(true));
+        let net = Arc::new(Net::default());
         let offers = Arc::new(AtomicUsize::new(0));
         let sections = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(Mutex::new(RTCPeerConnectionState::New));
@@ -195,7 +205,14 @@ impl Participant {
                 Arc::clone(&heard),
                 Arc::clone(&state),
             )),
-            tokio::spawn(speak(mic, ssrc, pt, level_id, Arc::clone(&talking))),
+            tokio::spawn(speak(
+                mic,
+                ssrc,
+                pt,
+                level_id,
+                Arc::clone(&talking),
+                Arc::clone(&net),
+            )),
         ];
         Self {
             user: user.to_owned(),
@@ -204,6 +221,7 @@ impl Participant {
             cmds,
             heard,
             talking,
+            net,
             offers,
             sections,
             state,
@@ -353,12 +371,25 @@ async fn speak(
     pt: u8,
     level_id: Option<u8>,
     talking: Arc<AtomicBool>,
+    net: Arc<Net>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let (mut seq, mut ts) = (rand::random::<u16>(), rand::random::<u32>());
+    let mut n = 0usize;
     loop {
         tick.tick().await;
         if !talking.load(Relaxed) {
+            continue;
+        }
+        if net.dtx.load(Relaxed) {
+            ts = ts.wrapping_add(960);
+            continue;
+        }
+        n += 1;
+        let every = net.lose_every.load(Relaxed);
+        if every > 0 && n.is_multiple_of(every) {
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(960);
             continue;
         }
         let mut header = rtp::Header {
