@@ -61,13 +61,19 @@ struct Scenario {
     meetings: usize,
     size: usize,
     speakers: usize,
+    /// Every meeting records during the measured window (`KxN:S:rec`).
+    record: bool,
 }
 
 fn parse_scenarios(text: &str) -> Result<Vec<Scenario>> {
     text.split(',')
         .map(|s| {
             let s = s.trim();
-            let (shape, speakers) = s.split_once(':').unwrap_or((s, "all"));
+            let (s_main, record) = match s.strip_suffix(":rec") {
+                Some(rest) => (rest, true),
+                None => (s, false),
+            };
+            let (shape, speakers) = s_main.split_once(':').unwrap_or((s_main, "all"));
             let (k, n) = shape
                 .split_once('x')
                 .ok_or_else(|| anyhow!("scenario `{s}`: expected KxN:S"))?;
@@ -85,6 +91,7 @@ fn parse_scenarios(text: &str) -> Result<Vec<Scenario>> {
                 meetings,
                 size,
                 speakers,
+                record,
             })
         })
         .collect()
@@ -537,7 +544,7 @@ async fn receive(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
             continue;
         };
         let now = now_ns();
-        let Some(stamp) = p.payload.get(..8) else {
+        let Some(stamp) = p.payload.get(1..9) else {
             continue;
         };
         let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
@@ -571,8 +578,10 @@ async fn speak(p: Arc<Participant>, listeners: u64, tally: Arc<Tally>, stop: Arc
         let size = 80 + usize::from(seq % 41);
         let sent = now_ns();
         buf.reserve(size);
+        // An Opus TOC byte first (CELT, 20 ms, mono), so recordings see well-framed packets.
+        buf.put_u8(0xf8);
         buf.put_u64(sent);
-        buf.put_bytes(0xa5, size - 8);
+        buf.put_bytes(0xa5, size - 9);
         let payload: Bytes = buf.split().freeze();
         let packet = rtp::Packet {
             header: rtp::Header {
@@ -614,6 +623,10 @@ struct Outcome {
     server_cpu_percent: f64,
     rss_kib_per_participant: f64,
     loadgen_cpu_percent: f64,
+    /// With recording: seconds from the last `stop` to every recording `completed`.
+    stop_to_completed_s: f64,
+    /// Recordings made (one per meeting with `:rec`).
+    recordings: usize,
 }
 
 async fn metric(base: &str, name: &str) -> f64 {
@@ -683,6 +696,24 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
             Arc::clone(&stop),
         ));
     }
+    let http = reqwest::Client::new();
+    let mut recordings = Vec::new();
+    if s.record {
+        for g in &groups {
+            let v = api(
+                &http,
+                format!("{}/api/meetings/{}/recording/start", server.base, g.id),
+                Some(&g.members[0].1),
+                json!({}),
+            )
+            .await?;
+            let id = v["recording"]["_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            recordings.push((g.members[0].1.clone(), g.id.clone(), id));
+        }
+    }
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let (cpu0, _) = proc_usage(server.pid);
@@ -696,6 +727,39 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
     let (cpu1, rss1) = proc_usage(server.pid);
     let (own1, _) = proc_usage(std::process::id());
     let fwd1 = metric(&server.base, "meet_sfu_forwarded_packets_total").await;
+    let mut stop_to_completed_s = f64::NAN;
+    if s.record {
+        let stopped = Instant::now();
+        for (token, meeting, _) in &recordings {
+            api(
+                &http,
+                format!("{}/api/meetings/{meeting}/recording/stop", server.base),
+                Some(token),
+                json!({}),
+            )
+            .await?;
+        }
+        for (token, _, id) in &recordings {
+            loop {
+                let v: Value = http
+                    .get(format!("{}/api/recordings/{id}", server.base))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                match v["recording"]["status"].as_str() {
+                    Some("completed") => break,
+                    Some("failed") => bail!("recording {id} failed: {v}"),
+                    _ if stopped.elapsed() > Duration::from_secs(120) => {
+                        bail!("recording {id} not completed: {v}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+        stop_to_completed_s = stopped.elapsed().as_secs_f64();
+    }
     // Let the last packets of the window arrive.
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(1, Relaxed);
@@ -725,6 +789,8 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
         server_cpu_percent: 100.0 * cpu / secs,
         rss_kib_per_participant: rss1.saturating_sub(rss0) as f64 / total as f64,
         loadgen_cpu_percent: 100.0 * (own1 - own0) / secs,
+        stop_to_completed_s,
+        recordings: recordings.len(),
     };
     // The server goes first, then the participants (their signalling ends with it).
     tally.over.store(true, Relaxed);
@@ -743,7 +809,7 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
 
 fn print_table(rows: &[Outcome]) {
     println!(
-        "{:<11} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8}",
+        "{:<15} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
         "scenario",
         "peers",
         "talk",
@@ -756,11 +822,12 @@ fn print_table(rows: &[Outcome]) {
         "LiveKit/x",
         "KiB/peer",
         "srv CPU%",
-        "gen CPU%"
+        "gen CPU%",
+        "stop→ok s"
     );
     for r in rows {
         println!(
-            "{:<11} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1}",
+            "{:<15} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1} {:>8.2}",
             r.scenario,
             r.participants,
             r.speakers,
@@ -773,8 +840,27 @@ fn print_table(rows: &[Outcome]) {
             LIVEKIT_US_PER_PACKET / r.us_per_packet,
             r.rss_kib_per_participant,
             r.server_cpu_percent,
-            r.loadgen_cpu_percent
+            r.loadgen_cpu_percent,
+            r.stop_to_completed_s
         );
+    }
+    // Recording against not recording, for each pair of scenarios run both ways.
+    for r in rows.iter().filter(|r| r.recordings > 0) {
+        let base = r.scenario.trim_end_matches(":rec");
+        if let Some(b) = rows.iter().find(|b| b.scenario == base) {
+            println!(
+                "{}: recording adds {:+.1} % of a core ({:.1} → {:.1}), p99 {:+.2} ms ({:.2} → {:.2}), stop → completed {:.2} s for {} recordings",
+                base,
+                r.server_cpu_percent - b.server_cpu_percent,
+                b.server_cpu_percent,
+                r.server_cpu_percent,
+                r.p99_ms - b.p99_ms,
+                b.p99_ms,
+                r.p99_ms,
+                r.stop_to_completed_s,
+                r.recordings
+            );
+        }
     }
     println!(
         "LiveKit/x: LiveKit's published ~{LIVEKIT_US_PER_PACKET} µs per forwarded audio packet ÷ meet's; above 1 means meet spends less CPU per packet."
