@@ -17,6 +17,8 @@ use super::tail::Tail;
 
 /// 20 ms at 48 kHz: the mix is encoded in frames of this size.
 pub const FRAME: usize = 960;
+/// The mix encoder's complexity (0–10).
+pub const MIX_COMPLEXITY: i32 = 5;
 
 struct Source {
     tail: Tail,
@@ -63,6 +65,9 @@ impl<W: Write> Mixer<W> {
     pub fn create(out: W, serial: u32, tags: &Tags, bitrate: u32) -> io::Result<Self> {
         let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).map_err(codec)?;
         encoder.bitrate_bps = i32::try_from(bitrate).unwrap_or(i32::MAX);
+        // The encoder is most of the mixer's CPU (bench/README.md, "Recording cost"):
+        // complexity 5 instead of opus-rs's 9 costs little for speech at these bitrates.
+        encoder.complexity = MIX_COMPLEXITY;
         Ok(Self {
             out: OpusFile::create(out, serial, tags)?,
             encoder,
@@ -160,6 +165,12 @@ impl<W: Write> Mixer<W> {
             for (slot, v) in frame.iter_mut().zip(s.pcm.drain(..FRAME.min(s.pcm.len()))) {
                 *slot += v;
             }
+        }
+        if frame.iter().all(|v| *v == 0.0) {
+            // Nobody spoke in these 20 ms: a silence frame, without the encoder.
+            self.out.silence(FRAME as u64)?;
+            self.mixed += FRAME as u64;
+            return Ok(());
         }
         for v in &mut frame {
             *v = soft_clip(*v);
