@@ -162,6 +162,18 @@ fn tone_until(path: &Path, until: f64) -> f64 {
     decoded
 }
 
+/// Ana's relay client in the meeting, and a recording started by the host: its id.
+async fn connect_and_record(http: &reqwest::Client, base: &str, l: &Lesson) -> (Client, String) {
+    let mut ana = Client::spawn(Kind::Node).await;
+    ana.connect(base, AuthForm::Object, &l.student, Some(&l.meeting))
+        .await
+        .expect("connects");
+    let path = format!("/api/meetings/{}/recording/start", l.meeting);
+    let start = post(http, base, &path, &l.host, json!({})).await;
+    let id = start["recording"]["_id"].as_str().expect("id").to_owned();
+    (ana, id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_survive_sigterm_and_kill_9() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -169,21 +181,9 @@ async fn recordings_survive_sigterm_and_kill_9() {
     let http = reqwest::Client::new();
     let server = Process::serve(&data);
     let l = lesson(&http, &server.addr).await;
-    let mut ana = Client::spawn(Kind::Node).await;
-    ana.connect(&server.addr, AuthForm::Object, &l.student, Some(&l.meeting))
-        .await
-        .expect("connects");
 
     // SIGTERM while recording: the recording is stored before the process exits.
-    let start = post(
-        &http,
-        &server.addr,
-        &format!("/api/meetings/{}/recording/start", l.meeting),
-        &l.host,
-        json!({}),
-    )
-    .await;
-    let first = start["recording"]["_id"].as_str().expect("id").to_owned();
+    let (mut ana, first) = connect_and_record(&http, &server.addr, &l).await;
     let t0 = Instant::now();
     speak(&mut ana, 2.0).await;
     let wall = t0.elapsed().as_secs_f64();
@@ -212,19 +212,7 @@ async fn recordings_survive_sigterm_and_kill_9() {
     tone_until(&mix, wall - 0.3);
 
     // kill -9 while recording: the next start completes it from the spool.
-    let mut ana = Client::spawn(Kind::Node).await;
-    ana.connect(&server.addr, AuthForm::Object, &l.student, Some(&l.meeting))
-        .await
-        .expect("connects");
-    let start = post(
-        &http,
-        &server.addr,
-        &format!("/api/meetings/{}/recording/start", l.meeting),
-        &l.host,
-        json!({}),
-    )
-    .await;
-    let second = start["recording"]["_id"].as_str().expect("id").to_owned();
+    let (mut ana, second) = connect_and_record(&http, &server.addr, &l).await;
     let t0 = Instant::now();
     // Not a whole number of seconds: the last page (a second of audio) is cut short.
     speak(&mut ana, 4.5).await;

@@ -74,19 +74,7 @@ fn silence_frame(samples: u64) -> [u8; 3] {
 impl<W: Write> OpusFile<W> {
     /// Starts a file: the OpusHead page, then the OpusTags page.
     pub fn create(out: W, serial: u32, tags: &Tags) -> io::Result<Self> {
-        let mut out = PacketWriter::new(out);
-        out.write_packet(head(), serial, PacketWriteEndInfo::EndPage, 0)?;
-        out.write_packet(comments(tags), serial, PacketWriteEndInfo::EndPage, 0)?;
-        let mut file = Self {
-            out,
-            serial,
-            granule: 0,
-            page_start: 0,
-            held: None,
-            pages: 2,
-        };
-        file.push(silence_frame(PRE_SKIP).to_vec(), PRE_SKIP)?;
-        Ok(file)
+        Self::start(out, serial, head(), comments(tags))
     }
 
     /// Starts a file with header packets read from another (a file being repaired): they are
@@ -98,9 +86,14 @@ impl<W: Write> OpusFile<W> {
                 "not an OpusHead of meet's",
             ));
         }
+        Self::start(out, serial, head.to_vec(), tags.to_vec())
+    }
+
+    /// The two header pages, then the pre-skip frame.
+    fn start(out: W, serial: u32, head: Vec<u8>, tags: Vec<u8>) -> io::Result<Self> {
         let mut out = PacketWriter::new(out);
-        out.write_packet(head.to_vec(), serial, PacketWriteEndInfo::EndPage, 0)?;
-        out.write_packet(tags.to_vec(), serial, PacketWriteEndInfo::EndPage, 0)?;
+        out.write_packet(head, serial, PacketWriteEndInfo::EndPage, 0)?;
+        out.write_packet(tags, serial, PacketWriteEndInfo::EndPage, 0)?;
         let mut file = Self {
             out,
             serial,
