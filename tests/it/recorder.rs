@@ -68,7 +68,7 @@ pub fn opusinfo(path: &Path) -> f64 {
         .find(|l| l.contains("Playback length"))
         .unwrap_or_else(|| panic!("no playback length: {text}"));
     // "Playback length: 0m:06.500s"
-    let t = line.split(':').skip(1).collect::<Vec<_>>().join(":");
+    let (_, t) = line.split_once(':').expect("label: value");
     let t = t.trim().trim_end_matches('s');
     let (m, s) = t.split_once("m:").expect("m:s");
     m.trim().parse::<f64>().expect("minutes") * 60.0 + s.parse::<f64>().expect("seconds")

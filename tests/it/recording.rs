@@ -41,9 +41,18 @@ async fn post(c: &Class, path: &str, status: u16) -> Value {
         .clone()
 }
 
-/// Polls a recording until it is `completed`.
-async fn completed(c: &Class, id: &str) -> Value {
-    let end = Instant::now() + Duration::from_secs(30);
+/// Starts recording the class's meeting as its host: the recording's id.
+pub async fn start_recording(c: &Class) -> String {
+    let path = format!("/api/meetings/{}/recording/start", c.meeting);
+    post(c, &path, 201).await["recording"]["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Polls a recording until it is `completed` (for at most a minute: storage retries back off).
+pub async fn completed(c: &Class, id: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(60);
     loop {
         let r = c
             .server
@@ -532,8 +541,7 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
 
     let m = c.meeting.clone();
     let t0 = Instant::now();
-    let started = post(&c, &format!("/api/meetings/{m}/recording/start"), 201).await;
-    let id = started["recording"]["_id"].as_str().expect("id").to_owned();
+    let id = start_recording(&c).await;
     // Ana sends 2 s of PCM in 20 ms messages, pauses 1.5 s, sends 1.5 s more, at the pace of
     // a microphone.
     let sender = tokio::spawn(async move {
@@ -792,14 +800,7 @@ async fn who_may_start_and_stop_and_the_duration_limit_stops_it() {
     assert_eq!(code(&r), (409, "not_recording".into()));
 
     // The admin may stop the host's recording; another host may not.
-    let id = c
-        .server
-        .post(&path("start"), &c.host.1, json!({}))
-        .await
-        .expect(201)["recording"]["_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = start_recording(&c).await;
     let r = c.server.post(&path("stop"), &other, json!({})).await;
     assert_eq!(code(&r), (403, "forbidden".into()));
     let r = c
@@ -818,14 +819,7 @@ async fn who_may_start_and_stop_and_the_duration_limit_stops_it() {
         )
         .await
         .expect(200);
-    let id = c
-        .server
-        .post(&path("start"), &c.host.1, json!({}))
-        .await
-        .expect(201)["recording"]["_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = start_recording(&c).await;
     c.server
         .clock
         .advance(chrono::Duration::hours(5) + chrono::Duration::minutes(1));

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::common::Class;
 use crate::crash::speak;
 use crate::recorder::{judge, opusinfo};
+use crate::recording::{completed, start_recording};
 use crate::sio::{AuthForm, Client, Kind};
 
 struct Moto {
@@ -190,18 +191,7 @@ async fn large_files_go_up_in_parts() {
 
 /// A short recording without audio (a mix of silence), started and stopped.
 async fn record(c: &Class, m: &str) -> String {
-    let r = c
-        .server
-        .post(
-            &format!("/api/meetings/{m}/recording/start"),
-            &c.host.1,
-            json!({}),
-        )
-        .await;
-    let id = r.expect(201)["recording"]["_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = start_recording(c).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.server
         .post(
@@ -275,18 +265,7 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
     .await
     .expect("connects");
     let m = c.meeting.clone();
-    let start = c
-        .server
-        .post(
-            &format!("/api/meetings/{m}/recording/start"),
-            &c.host.1,
-            json!({}),
-        )
-        .await;
-    let id = start.expect(201)["recording"]["_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = start_recording(&c).await;
     speak(&mut ana, 2.0).await;
 
     // S3 goes away before the recording ends: it stays `processing`, its files in the spool.
@@ -317,18 +296,7 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
         .send()
         .await
         .expect("create bucket");
-    let end = Instant::now() + Duration::from_secs(60);
-    let rec = loop {
-        let rec = recording(&c, &id).await;
-        if rec["status"] == "completed" {
-            break rec;
-        }
-        assert!(
-            Instant::now() < end,
-            "not completed after S3 came back: {rec}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let rec = completed(&c, &id).await;
     assert!(!spool.exists(), "the spool is cleared once stored");
     let ready = c.server.get("/readyz", "").await;
     assert_eq!(ready.expect(200)["recordingBacklog"], 0);
@@ -378,11 +346,7 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
     c.server.clock.advance(chrono::Duration::minutes(61));
     let young = record(&c, &m).await;
     for r in [&old, &young] {
-        let end = Instant::now() + Duration::from_secs(30);
-        while recording(&c, r).await["status"] != "completed" {
-            assert!(Instant::now() < end);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        completed(&c, r).await;
     }
     let key = |r: &str| format!("{m}/{r}/mix.ogg");
     assert!(storage.exists(&key(&old)).await.expect("head"));
