@@ -101,7 +101,7 @@ pub async fn authenticate(
         Some(m) if !m.is_empty() => enter(&hub, &s, &session, m)
             .await
             .map_err(|e| refuse(&e.to_string()))?,
-        _ => json!({"meetingId": null, "mode": null, "participants": []}),
+        _ => json!({"meetingId": null, "mode": null, "participants": [], "recording": null}),
     };
     ack["status"] = json!("connected");
     ack["socketId"] = json!(s.id.to_string());
@@ -161,10 +161,15 @@ pub async fn enter(
     });
     s.join([meeting_room(&id), user_room(&id, &user.id)]);
     session.set_meeting(Some(id.as_str().into()));
+    // The recording running now, read after the socket joined its rooms: a `recording-started`
+    // sent before (by this very join, with `recordings.auto_start`) did not reach it, and one
+    // started from now on will.
+    let recording = hub.services.meeting(&id).await?.recording;
     Ok(json!({
         "meetingId": id,
         "mode": meeting.mode,
         "participants": joined.participants,
+        "recording": recording,
     }))
 }
 

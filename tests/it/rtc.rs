@@ -48,6 +48,8 @@ pub struct Net {
 
 pub struct Participant {
     pub user: String,
+    /// The `connection-ack` the socket got.
+    pub ack: Value,
     pub sid: String,
     pc: Arc<dyn PeerConnection>,
     cmds: mpsc::UnboundedSender<Cmd>,
@@ -109,7 +111,8 @@ impl Participant {
         trickle: bool,
     ) -> Self {
         let mut sio = Client::spawn(Kind::NodeWebsocket).await;
-        sio.connect(base, AuthForm::Object, token, Some(meeting))
+        let connected = sio
+            .connect(base, AuthForm::Object, token, Some(meeting))
             .await
             .expect("socket connects");
         let sid = sio.sid.clone();
@@ -216,6 +219,7 @@ impl Participant {
         ];
         Self {
             user: user.to_owned(),
+            ack: connected,
             sid,
             pc,
             cmds,
