@@ -807,6 +807,15 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
     Ok(outcome)
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn print_table(rows: &[Outcome]) {
     println!(
         "{:<15} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
@@ -844,23 +853,43 @@ fn print_table(rows: &[Outcome]) {
             r.stop_to_completed_s
         );
     }
-    // Recording against not recording, for each pair of scenarios run both ways.
+    // Recording against not recording, for each scenario run both ways: the median of each
+    // side when a scenario was run several times (servers differ by a few % run to run).
+    let mut bases: Vec<&str> = Vec::new();
     for r in rows.iter().filter(|r| r.recordings > 0) {
         let base = r.scenario.trim_end_matches(":rec");
-        if let Some(b) = rows.iter().find(|b| b.scenario == base) {
-            println!(
-                "{}: recording adds {:+.1} % of a core ({:.1} → {:.1}), p99 {:+.2} ms ({:.2} → {:.2}), stop → completed {:.2} s for {} recordings",
-                base,
-                r.server_cpu_percent - b.server_cpu_percent,
-                b.server_cpu_percent,
-                r.server_cpu_percent,
-                r.p99_ms - b.p99_ms,
-                b.p99_ms,
-                r.p99_ms,
-                r.stop_to_completed_s,
-                r.recordings
-            );
+        if !bases.contains(&base) {
+            bases.push(base);
         }
+    }
+    for base in bases {
+        let side = |label: &str| -> Vec<&Outcome> {
+            rows.iter().filter(|r| r.scenario == label).collect()
+        };
+        let (plain, rec) = (side(base), side(&format!("{base}:rec")));
+        if plain.is_empty() {
+            continue;
+        }
+        let cpu = |v: &[&Outcome]| median(v.iter().map(|r| r.server_cpu_percent).collect());
+        let p99 = |v: &[&Outcome]| median(v.iter().map(|r| r.p99_ms).collect());
+        let stop = median(rec.iter().map(|r| r.stop_to_completed_s).collect());
+        println!(
+            "{}: recording adds {:+.1} % of a core ({:.1} → {:.1}), p99 {:+.2} ms ({:.2} → {:.2}), stop → completed {:.2} s for {} recordings{}",
+            base,
+            cpu(&rec) - cpu(&plain),
+            cpu(&plain),
+            cpu(&rec),
+            p99(&rec) - p99(&plain),
+            p99(&plain),
+            p99(&rec),
+            stop,
+            rec[0].recordings,
+            if rec.len() > 1 || plain.len() > 1 {
+                format!(" (medians of {} and {} runs)", plain.len(), rec.len())
+            } else {
+                String::new()
+            }
+        );
     }
     println!(
         "LiveKit/x: LiveKit's published ~{LIVEKIT_US_PER_PACKET} µs per forwarded audio packet ÷ meet's; above 1 means meet spends less CPU per packet."

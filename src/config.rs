@@ -19,6 +19,8 @@ use serde::{Deserialize, Deserializer};
 pub const DEFAULT_LOG_LEVEL: &str = "info,surrealdb=warn,surrealkv=warn,tokio_cron_scheduler=warn";
 
 /// Where `meet.toml` is looked for when neither `--config` nor `MEET_CONFIG` names one.
+/// The mix encoder's default complexity: the cost and quality of each are in bench/README.md.
+pub const DEFAULT_MIX_COMPLEXITY: u8 = 0;
 pub const DEFAULT_CONFIG_PATHS: [&str; 2] = ["meet.toml", "/etc/meet/meet.toml"];
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +178,7 @@ pub struct RawRecordings {
     pub retention_days: Option<u64>,
     pub auto_start: Option<bool>,
     pub mix_bitrate: Option<u32>,
+    pub mix_complexity: Option<u8>,
     pub spool_dir: Option<PathBuf>,
 }
 
@@ -295,6 +298,8 @@ pub struct RecordingsConfig {
     pub auto_start: bool,
     /// Bits per second of the mixed file's Opus.
     pub mix_bitrate: u32,
+    /// The Opus encoder's effort (0–10) for the mix and the relay speakers' files.
+    pub mix_complexity: u8,
     /// Where recordings are written while they run and until they are stored.
     pub spool_dir: PathBuf,
 }
@@ -798,6 +803,12 @@ impl Config {
                     32_000,
                     6_000..=256_000,
                     "recordings.mix_bitrate",
+                )?,
+                mix_complexity: within(
+                    raw.recordings.mix_complexity,
+                    DEFAULT_MIX_COMPLEXITY,
+                    0..=10,
+                    "recordings.mix_complexity",
                 )?,
                 spool_dir,
             },
@@ -1493,6 +1504,44 @@ mod tests {
         let err = Config::from_toml_str("[jobs]\ncleanup_schedule = \"every now and then\"\n")
             .expect_err("cron");
         assert!(err.to_string().contains("jobs.cleanup_schedule"), "{err}");
+    }
+
+    #[test]
+    fn recording_settings_are_bounded() {
+        let at = |toml: &str| Config::from_toml_str(toml).map(|c| c.recordings);
+        for (ok, bad) in [("6000", "5999"), ("256000", "256001")] {
+            let c = at(&format!("[recordings]\nmix_bitrate = {ok}\n")).expect("in range");
+            assert_eq!(c.mix_bitrate.to_string(), ok);
+            let err = at(&format!("[recordings]\nmix_bitrate = {bad}\n")).expect_err(bad);
+            assert!(err.to_string().contains("recordings.mix_bitrate"), "{err}");
+        }
+        for ok in [0u8, 10] {
+            let c = at(&format!("[recordings]\nmix_complexity = {ok}\n")).expect("in range");
+            assert_eq!(c.mix_complexity, ok);
+        }
+        let err = at("[recordings]\nmix_complexity = 11\n").expect_err("11");
+        assert!(
+            err.to_string().contains("recordings.mix_complexity"),
+            "{err}"
+        );
+        assert_eq!(
+            at("").expect("defaults").mix_complexity,
+            DEFAULT_MIX_COMPLEXITY
+        );
+        let s3 = |mib: u32| {
+            Config::from_toml_str(&format!(
+                "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\nregion = \"r\"\nmultipart_threshold_mib = {mib}\n"
+            ))
+        };
+        assert!(s3(5).is_ok() && s3(4096).is_ok(), "the bounds are allowed");
+        for bad in [4, 4097] {
+            let err = s3(bad).expect_err("out of range");
+            assert!(
+                err.to_string()
+                    .contains("storage.s3.multipart_threshold_mib"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

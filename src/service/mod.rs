@@ -111,7 +111,7 @@ impl Services {
         Self {
             recorder: Recorder::new(
                 config.recordings.spool_dir.clone(),
-                config.recordings.mix_bitrate,
+                (&config.recordings).into(),
             ),
             done_tx,
             done_rx: Mutex::new(Some(done_rx)),

@@ -17,6 +17,7 @@ use super::{MeetingEvent, Recording, Services, new_id};
 use crate::domain::access::{self, Identity};
 use crate::domain::meetings::{Meeting, Mode};
 use crate::error::{Error, Result};
+use crate::media::record::mix::Encoding;
 use crate::media::record::recorder::{Finished, Scope, Start};
 use crate::store::{NewRecording, RecordingRow, TrackRow};
 
@@ -259,13 +260,13 @@ impl Services {
         for row in &rows {
             tracing::info!(recording = %row.id, status = %row.status, "recovering a recording from the spool");
             let dir = self.recorder.dir_of(&row.id);
-            let bitrate = self.config.recordings.mix_bitrate;
+            let encoding: Encoding = (&self.config.recordings).into();
             let done = self.done_tx.clone();
             let id = row.id.clone();
             self.pending.fetch_add(1, Relaxed);
             tokio::spawn(async move {
                 let salvaged = tokio::task::spawn_blocking(move || {
-                    crate::media::record::salvage::salvage(&dir, bitrate)
+                    crate::media::record::salvage::salvage(&dir, encoding)
                 })
                 .await;
                 let files = match salvaged {

@@ -17,8 +17,40 @@ use super::tail::Tail;
 
 /// 20 ms at 48 kHz: the mix is encoded in frames of this size.
 pub const FRAME: usize = 960;
-/// The mix encoder's complexity (0–10).
-pub const MIX_COMPLEXITY: i32 = 5;
+/// How meet encodes the audio it makes itself: the mixed file, and a relay speaker's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    /// Bits per second.
+    pub bitrate: u32,
+    /// The encoder's effort, 0–10: CPU against quality (bench/README.md, "Recording cost").
+    pub complexity: u8,
+}
+
+/// The tests' encoding.
+#[cfg(test)]
+pub const TEST: Encoding = Encoding {
+    bitrate: 32_000,
+    complexity: 1,
+};
+
+impl From<&crate::config::RecordingsConfig> for Encoding {
+    fn from(c: &crate::config::RecordingsConfig) -> Self {
+        Self {
+            bitrate: c.mix_bitrate,
+            complexity: c.mix_complexity,
+        }
+    }
+}
+
+impl Encoding {
+    /// An Opus encoder for 48 kHz mono speech with these settings.
+    pub fn encoder(self) -> io::Result<OpusEncoder> {
+        let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).map_err(codec)?;
+        encoder.bitrate_bps = i32::try_from(self.bitrate).unwrap_or(i32::MAX);
+        encoder.complexity = i32::from(self.complexity.min(10));
+        Ok(encoder)
+    }
+}
 
 struct Source {
     tail: Tail,
@@ -62,15 +94,10 @@ pub fn soft_clip(x: f32) -> f32 {
 }
 
 impl<W: Write> Mixer<W> {
-    pub fn create(out: W, serial: u32, tags: &Tags, bitrate: u32) -> io::Result<Self> {
-        let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).map_err(codec)?;
-        encoder.bitrate_bps = i32::try_from(bitrate).unwrap_or(i32::MAX);
-        // The encoder is most of the mixer's CPU (bench/README.md, "Recording cost"):
-        // complexity 5 instead of opus-rs's 9 costs little for speech at these bitrates.
-        encoder.complexity = MIX_COMPLEXITY;
+    pub fn create(out: W, serial: u32, tags: &Tags, encoding: Encoding) -> io::Result<Self> {
         Ok(Self {
             out: OpusFile::create(out, serial, tags)?,
-            encoder,
+            encoder: encoding.encoder()?,
             sources: Vec::new(),
             mixed: 0,
             packet: vec![0; 1500],
@@ -276,7 +303,7 @@ mod tests {
             File::create(&out).expect("create"),
             9,
             &Tags::default(),
-            32_000,
+            TEST,
         )
         .expect("mixer");
         m.add(&a).expect("add");
@@ -298,7 +325,7 @@ mod tests {
     }
 
     fn m_undecodable(a: &Path, b: &Path) -> u64 {
-        let mut m = Mixer::create(Vec::new(), 1, &Tags::default(), 32_000).expect("mixer");
+        let mut m = Mixer::create(Vec::new(), 1, &Tags::default(), TEST).expect("mixer");
         m.add(a).expect("add");
         m.add(b).expect("add");
         m.step(0).expect("step");
@@ -314,7 +341,7 @@ mod tests {
         let b = dir.path().join("b.ogg");
         let growing =
             OpusFile::create(File::create(&b).expect("create"), 2, &Tags::default()).expect("opus");
-        let mut m = Mixer::create(Vec::new(), 9, &Tags::default(), 32_000).expect("mixer");
+        let mut m = Mixer::create(Vec::new(), 9, &Tags::default(), TEST).expect("mixer");
         m.add(&a).expect("add");
         m.add(&b).expect("add");
         assert_eq!(m.step(0).expect("step"), 0);
@@ -325,7 +352,7 @@ mod tests {
         );
         assert!(soft_clip(1.8) < 1.0 && soft_clip(-1.8) > -1.0);
         // With no speaker yet, the mix runs on in silence up to where it is told.
-        let mut alone = Mixer::create(Vec::new(), 9, &Tags::default(), 32_000).expect("mixer");
+        let mut alone = Mixer::create(Vec::new(), 9, &Tags::default(), TEST).expect("mixer");
         assert_eq!(alone.step(48_000).expect("step"), 48_000);
         assert_eq!(alone.step(48_500).expect("step"), 0, "whole frames only");
         assert!((soft_clip(0.5) - 0.5).abs() < f32::EPSILON);

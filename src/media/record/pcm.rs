@@ -7,9 +7,10 @@
 use std::io;
 use std::time::Duration;
 
-use opus_rs::{Application, OpusEncoder};
+use opus_rs::OpusEncoder;
 use rubato::{FftFixedOut, Resampler};
 
+use super::mix::Encoding;
 use super::track::Rtp;
 
 const FRAME: usize = 960;
@@ -37,9 +38,8 @@ fn codec(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl PcmEncoder {
-    pub fn new(rate: u32, bitrate: u32) -> io::Result<Self> {
-        let mut encoder = OpusEncoder::new(48_000, 1, Application::Voip).map_err(codec)?;
-        encoder.bitrate_bps = i32::try_from(bitrate).unwrap_or(i32::MAX);
+    pub fn new(rate: u32, encoding: Encoding) -> io::Result<Self> {
+        let encoder = encoding.encoder()?;
         let resampler = if rate == 48_000 {
             None
         } else {
@@ -140,6 +140,7 @@ impl PcmEncoder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mix::TEST;
     use super::*;
 
     fn tone(rate: u32, hz: f64, from: usize, n: usize) -> Vec<i16> {
@@ -153,7 +154,7 @@ mod tests {
 
     #[test]
     fn frames_of_20_ms_contiguous_then_a_jump_over_a_pause() {
-        let mut e = PcmEncoder::new(48_000, 32_000).expect("encoder");
+        let mut e = PcmEncoder::new(48_000, TEST).expect("encoder");
         // 100 ms in odd-sized messages: 5 packets, timestamps 960 apart.
         let mut packets = Vec::new();
         let mut sent = 0;
@@ -181,7 +182,7 @@ mod tests {
     #[test]
     fn other_rates_are_resampled_to_48_khz() {
         for rate in [44_100u32, 16_000, 8_000] {
-            let mut e = PcmEncoder::new(rate, 32_000).expect("encoder");
+            let mut e = PcmEncoder::new(rate, TEST).expect("encoder");
             let n = rate as usize; // one second
             let packets = e
                 .push(&tone(rate, 440.0, 0, n), Duration::ZERO)

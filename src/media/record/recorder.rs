@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::mix::Mixer;
+use super::mix::{Encoding, Mixer};
 use super::ogg::Tags;
 use super::pcm::PcmEncoder;
 use super::session::{Manifest, Session, TrackFile};
@@ -187,7 +187,7 @@ enum Control {
 
 struct Shared {
     spool: PathBuf,
-    bitrate: u32,
+    encoding: Encoding,
     /// Each meeting's tap, for as long as the meeting lives: the forwarding paths keep theirs.
     taps: Mutex<HashMap<String, Tap>>,
     /// The task of each meeting that records.
@@ -204,11 +204,12 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Recorder {
-    /// Recordings are spooled under `spool`; mixes are encoded at `bitrate` bits per second.
-    pub fn new(spool: PathBuf, bitrate: u32) -> Self {
+    /// Recordings are spooled under `spool`; what meet encodes itself (the mixes, the relay
+    /// speakers' files) is encoded with `encoding`.
+    pub fn new(spool: PathBuf, encoding: Encoding) -> Self {
         Self(Arc::new(Shared {
             spool,
-            bitrate,
+            encoding,
             taps: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashMap::new()),
             stats: Arc::new(RecorderStats::default()),
@@ -321,12 +322,13 @@ struct Running {
     mixer: MixerThread,
 }
 
-/// A recording's mixer on a blocking thread: new files to follow go in; closing the channel
-/// (after `end` is set) finishes the mix.
+/// A recording's mixer on a thread of its own at the lowest priority (nice 19): forwarding
+/// always runs first, the mixer takes what is left and catches up. New files to follow go in;
+/// closing the channel (after `end` is set) finishes the mix.
 struct MixerThread {
     files: std::sync::mpsc::Sender<PathBuf>,
     end: Arc<AtomicU64>,
-    handle: tokio::task::JoinHandle<io::Result<()>>,
+    done: tokio::sync::oneshot::Receiver<io::Result<()>>,
 }
 
 impl MixerThread {
@@ -334,17 +336,19 @@ impl MixerThread {
         id: String,
         path: PathBuf,
         tags: Tags,
-        bitrate: u32,
+        encoding: Encoding,
         began: Instant,
         stats: Arc<RecorderStats>,
-    ) -> Self {
+    ) -> io::Result<Self> {
         use std::sync::mpsc::RecvTimeoutError;
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
         let (files, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let (report, done) = tokio::sync::oneshot::channel();
         let end = Arc::new(AtomicU64::new(0));
         let until = Arc::clone(&end);
-        let handle = tokio::task::spawn_blocking(move || -> io::Result<()> {
+        let mix = move || -> io::Result<()> {
             let file = std::fs::File::create(&path)?;
-            let mut mixer = Mixer::create(file, 0x6d69_7800, &tags, bitrate)?;
+            let mut mixer = Mixer::create(file, 0x6d69_7800, &tags, encoding)?;
             loop {
                 match rx.recv_timeout(MIX_EVERY) {
                     Ok(p) => mixer.add(&p)?,
@@ -360,16 +364,28 @@ impl MixerThread {
                 let lag = clock.saturating_sub(mixer.mixed() / 48);
                 stats.set_lag(&id, lag);
             }
-        });
-        Self { files, end, handle }
+        };
+        thread_priority::ThreadBuilder::default()
+            .name("meet-mix")
+            .policy(ThreadSchedulePolicy::Normal(
+                NormalThreadSchedulePolicy::Other,
+            ))
+            .priority(ThreadPriority::Min)
+            .spawn(move |lowered| {
+                if let Err(e) = lowered {
+                    tracing::warn!(error = ?e, "the mixer runs at normal priority");
+                }
+                let _ = report.send(mix());
+            })?;
+        Ok(Self { files, end, done })
     }
 
     async fn finish(self, end_samples: u64) -> io::Result<()> {
         self.end.store(end_samples, Relaxed);
         drop(self.files);
-        self.handle
+        self.done
             .await
-            .map_err(|e| io::Error::other(format!("mixer: {e}")))?
+            .map_err(|_| io::Error::other("mixer: the thread stopped"))?
     }
 }
 
@@ -432,10 +448,10 @@ async fn run_meeting(
                     feed(&mut running, &route, &names, &user, None, epoch, rtp);
                 }
                 Tapped::Pcm { user, rate, samples, to, at } => {
-                    let bitrate = recorder.0.bitrate;
+                    let encoding = recorder.0.encoding;
                     let encoder = match encoders.entry(Arc::clone(&user)) {
                         std::collections::hash_map::Entry::Occupied(e) if e.get().rate() == rate => e.into_mut(),
-                        entry => match PcmEncoder::new(rate, bitrate) {
+                        entry => match PcmEncoder::new(rate, encoding) {
                             Ok(enc) => match entry {
                                 std::collections::hash_map::Entry::Occupied(mut e) => { e.insert(enc); e.into_mut() }
                                 std::collections::hash_map::Entry::Vacant(e) => e.insert(enc),
@@ -514,10 +530,10 @@ fn begin(recorder: &Recorder, start: Box<Start>) -> io::Result<Running> {
         start.recording_id.clone(),
         dir.join("mix.ogg.part"),
         tags,
-        recorder.0.bitrate,
+        recorder.0.encoding,
         began,
         Arc::clone(&recorder.0.stats),
-    );
+    )?;
     Ok(Running {
         start,
         began,

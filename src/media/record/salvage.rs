@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::mix::Mixer;
+use super::mix::{Encoding, Mixer};
 use super::ogg::{OpusFile, RATE, Tags};
 use super::recorder::Finished;
 use super::session::{Manifest, TrackFile, file_stem};
@@ -48,7 +48,7 @@ fn duration(samples: u64) -> Duration {
 
 /// Makes the folder's files whole. `Ok(None)` when nothing usable is left (no speaker's file
 /// with a complete header).
-pub fn salvage(dir: &Path, bitrate: u32) -> io::Result<Option<Finished>> {
+pub fn salvage(dir: &Path, encoding: Encoding) -> io::Result<Option<Finished>> {
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("recording.json"))?)?;
     let mut tracks = Vec::new();
     for speaker in &manifest.speakers {
@@ -91,7 +91,7 @@ pub fn salvage(dir: &Path, bitrate: u32) -> io::Result<Option<Finished>> {
                 ("MEET_START".into(), manifest.start.clone()),
             ],
         };
-        let mut mixer = Mixer::create(File::create(&part)?, 0x6d69_7800, &tags, bitrate)?;
+        let mut mixer = Mixer::create(File::create(&part)?, 0x6d69_7800, &tags, encoding)?;
         for t in &tracks {
             mixer.add(&t.path)?;
         }
@@ -111,6 +111,7 @@ pub fn salvage(dir: &Path, bitrate: u32) -> io::Result<Option<Finished>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mix::TEST;
     use super::super::session::Session;
     use super::super::track::Rtp;
     use super::*;
@@ -152,7 +153,7 @@ mod tests {
         bytes.extend_from_slice(b"OggS\0\0\0");
         std::fs::write(&part, bytes).expect("write");
 
-        let done = salvage(&spool, 32_000).expect("salvage").expect("usable");
+        let done = salvage(&spool, TEST).expect("salvage").expect("usable");
         assert_eq!(done.tracks.len(), 1);
         let t = &done.tracks[0];
         assert_eq!((t.user_id.as_str(), t.username.as_str()), ("ana1", "ana"));
@@ -174,7 +175,7 @@ mod tests {
         );
         assert_eq!(done.duration, t.duration);
         // Run again (a second crash during recovery): the same files, nothing rebuilt wrongly.
-        let again = salvage(&spool, 32_000).expect("salvage").expect("usable");
+        let again = salvage(&spool, TEST).expect("salvage").expect("usable");
         assert_eq!(again.tracks[0].duration, t.duration);
 
         // A folder whose only file never got its header pages out: nothing usable.
@@ -196,6 +197,6 @@ mod tests {
         )
         .expect("write");
         std::fs::write(empty.join("ben.ogg.part"), b"OggS").expect("write");
-        assert!(salvage(&empty, 32_000).expect("salvage").is_none());
+        assert!(salvage(&empty, TEST).expect("salvage").is_none());
     }
 }
