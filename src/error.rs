@@ -38,6 +38,13 @@ pub enum Error {
     /// 409 with a specific code (`username_taken`, `meeting_ended`, `meeting_full`, ...).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 410: something the original server did that meet does another way (the message says
+    /// which).
+    #[error("{message}")]
+    Gone {
+        code: &'static str,
+        message: &'static str,
+    },
     /// A message (not a request body: those are checked by the HTTP layer) over its size limit.
     #[error("{what} is larger than {limit} bytes")]
     TooLarge { what: &'static str, limit: usize },

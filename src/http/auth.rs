@@ -15,17 +15,43 @@ use crate::domain::users::{Role, username_key};
 use crate::error::Error;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct LoginBody {
     username: String,
     password: String,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ChangePasswordBody {
+#[serde(rename_all = "camelCase")]
+pub(super) struct ChangePasswordBody {
     current_password: String,
     new_password: String,
+}
+
+/// Changes the caller's password; a wrong current password is throttled like a login.
+pub(super) async fn change_password(
+    s: Arc<HttpState>,
+    who: Arc<Identity>,
+    ip: IpAddr,
+    body: ChangePasswordBody,
+) -> Result<Response, std::convert::Infallible> {
+    let key = format!("{}|{ip}", username_key(&who.username));
+    let result = match s.limiter.login_attempt(&key) {
+        Some(retry_after) => Err(Error::RateLimited { retry_after }),
+        None => {
+            s.services
+                .change_password(&who, &body.current_password, &body.new_password)
+                .await
+        }
+    };
+    if result.is_ok() {
+        s.limiter.login_succeeded(&key);
+    }
+    answer(result, |(token, expires_at)| {
+        super::json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "success", "message": "Password changed", "token": token, "expiresAt": expires_at}),
+        )
+    })
 }
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
@@ -71,23 +97,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(caller(Arc::clone(s)))
         .and(client_ip())
         .and(json::<ChangePasswordBody>())
-        .and_then(|s: Arc<HttpState>, who: Arc<Identity>, ip: IpAddr, body: ChangePasswordBody| async move {
-            // Guessing the current password is throttled like a login.
-            let key = format!("{}|{ip}", username_key(&who.username));
-            let result = match s.limiter.login_attempt(&key) {
-                Some(retry_after) => Err(Error::RateLimited { retry_after }),
-                None => s.services.change_password(&who, &body.current_password, &body.new_password).await,
-            };
-            if result.is_ok() {
-                s.limiter.login_succeeded(&key);
-            }
-            answer(result, |(token, expires_at)| {
-                super::json(
-                    StatusCode::OK,
-                    &serde_json::json!({"status": "success", "message": "Password changed", "token": token, "expiresAt": expires_at}),
-                )
-            })
-        });
+        .and_then(change_password);
     login
         .or(student_login)
         .unify()

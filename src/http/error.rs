@@ -124,6 +124,7 @@ impl From<Error> for ApiError {
                 Self::new(S::NOT_FOUND, "not_found", format!("{what} not found"))
             }
             Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
+            Error::Gone { code, message } => Self::new(S::GONE, code, message),
             Error::Unavailable { code, message } => {
                 Self::new(S::SERVICE_UNAVAILABLE, code, message)
             }

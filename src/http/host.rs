@@ -13,7 +13,6 @@ use crate::domain::access::Identity;
 use crate::service::UserPatch;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NewAccount {
     pub username: String,
     pub password: String,

@@ -15,21 +15,31 @@ use crate::domain::meetings::Mode;
 use crate::error::Error;
 use crate::service::JoinOutcome;
 
+/// `topic`, or the original clients' `title` when `topic` is absent.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    topic: String,
+pub(super) struct CreateBody {
+    topic: Option<String>,
+    title: Option<String>,
+}
+
+impl CreateBody {
+    pub(super) fn topic(&self) -> crate::error::Result<&str> {
+        self.topic
+            .as_deref()
+            .or(self.title.as_deref())
+            .ok_or_else(|| Error::invalid("topic", "is required"))
+    }
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct JoinBody {
     meeting_id: String,
 }
 
 /// The body of the `/:id/join`, `/leave` and `/end` forms.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct PathForm {
     /// Accepted for the original's clients, which send it in the body too; it must match.
     meeting_id: Option<String>,
@@ -52,12 +62,15 @@ impl PathForm {
     }
 }
 
+/// The student is `participantId`, or by the original's names `studentId` / `targetUserId`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct SwitchModeBody {
     meeting_id: String,
     mode: String,
     participant_id: Option<String>,
+    student_id: Option<String>,
+    target_user_id: Option<String>,
 }
 
 /// The join answer, with the STUN/TURN servers (and this user's TURN credentials).
@@ -78,7 +91,11 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<CreateBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, b: CreateBody| async move {
-                answer(s.services.create_meeting(&who, &b.topic).await, |m| {
+                let created = match b.topic() {
+                    Ok(topic) => s.services.create_meeting(&who, topic).await,
+                    Err(e) => Err(e),
+                };
+                answer(created, |m| {
                     super::json(StatusCode::CREATED, &j!({"meeting": m}))
                 })
             },
@@ -130,10 +147,15 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<SwitchModeBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, b: SwitchModeBody| async move {
+                let student = b
+                    .participant_id
+                    .as_deref()
+                    .or(b.student_id.as_deref())
+                    .or(b.target_user_id.as_deref());
                 let result = match Mode::parse(&b.mode) {
                     Some(mode) => {
                         s.services
-                            .switch_mode(&who, &b.meeting_id, mode, b.participant_id.as_deref())
+                            .switch_mode(&who, &b.meeting_id, mode, student)
                             .await
                     }
                     None => Err(Error::invalid(

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod compat;
 pub mod error;
 pub mod extract;
 mod health;
@@ -136,8 +137,10 @@ pub fn success() -> Response {
 pub fn routes(state: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     // Each resource's routes are tried only for paths under its prefixes: one string comparison
     // instead of trying every route of the resources before it.
-    let api = under(&["/api/auth/", "/api/student/login"])
-        .and(auth::routes(state))
+    let api = under(compat::PREFIXES)
+        .and(compat::routes(state))
+        .or(under(&["/api/auth/", "/api/student/login"]).and(auth::routes(state)))
+        .unify()
         .or(under(&["/api/host/"]).and(host::routes(state)))
         .unify()
         .or(under(&["/api/student/"]).and(student::routes(state)))
@@ -170,7 +173,6 @@ fn under(
 
 /// `?status=` on meeting lists.
 #[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     pub status: Option<String>,
 }

@@ -14,17 +14,19 @@ use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use super::error::ApiError;
-use super::extract::{caller, state};
+use super::extract::{caller, caller_if_any, state};
 use super::{HttpState, Response, answer, success};
 use crate::domain::access::Identity;
 use crate::error::Error;
 use crate::storage::Location;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct AudioQuery {
     /// A speaker's own file instead of the mix.
     track: Option<String>,
+    /// A signed link's expiry (Unix seconds) and signature (`GET /api/recordings/url/:id`).
+    expires: Option<i64>,
+    signature: Option<String>,
 }
 
 /// The bytes a `Range` header asks of a file of `len` bytes: `Ok(None)` for the whole file
@@ -128,6 +130,29 @@ async fn serve_file(path: &Path, range: Option<&str>) -> Response {
     r
 }
 
+/// The file a request for a recording's audio asks for: with a signed link's `signature`,
+/// the link alone decides; otherwise the caller must be one who may hear it.
+async fn audio_of(
+    s: &HttpState,
+    who: Option<&Identity>,
+    id: &str,
+    q: AudioQuery,
+) -> crate::error::Result<Location> {
+    let track = q.track.as_deref();
+    if let Some(signature) = &q.signature {
+        let expires = q.expires.unwrap_or(0);
+        if !s.services.link_is_valid(id, track, expires, signature) {
+            return Err(Error::Forbidden("This link is not valid or has expired"));
+        }
+        return s.services.linked_audio(id, track).await;
+    }
+    let who = who.ok_or(Error::Unauthorized)?;
+    match track {
+        Some(user) => s.services.recording_track(who, id, user).await,
+        None => s.services.recording_audio(who, id).await,
+    }
+}
+
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let st = || state(Arc::clone(s)).and(caller(Arc::clone(s)));
     let get = warp::path!("api" / "recordings" / String)
@@ -150,21 +175,19 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         );
     let audio = warp::path!("api" / "recordings" / String / "audio")
         .and(warp::get())
-        .and(st())
+        .and(state(Arc::clone(s)))
+        .and(caller_if_any(Arc::clone(s)))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("range"))
         .and_then(
             |id: String,
              s: Arc<HttpState>,
-             who: Arc<Identity>,
+             who: Option<Arc<Identity>>,
              q: String,
              range: Option<String>| async move {
                 let located = match serde_urlencoded::from_str::<AudioQuery>(&q) {
                     Err(e) => Err(Error::invalid("query", e.to_string())),
-                    Ok(AudioQuery { track: Some(user) }) => {
-                        s.services.recording_track(&who, &id, &user).await
-                    }
-                    Ok(AudioQuery { track: None }) => s.services.recording_audio(&who, &id).await,
+                    Ok(q) => audio_of(&s, who.as_deref(), &id, q).await,
                 };
                 Ok::<_, std::convert::Infallible>(match located {
                     Err(e) => ApiError::from(e).into_response(),

@@ -1,5 +1,8 @@
-//! The client's control events: join and leave, self-mute status, host mutes, pong, and the
+//! The client's control events: join and leave, self-mute status, host mutes, the mode and
+//! private-talk requests (also by the original server's event names), pong, and the
 //! acknowledgement every event may ask for: `{ok:true, ...}` or `{ok:false, code, message}`.
+//! Every one goes through the service's permission checks: an original event name gives a
+//! student no more than meet's own.
 
 use std::sync::Arc;
 
@@ -19,10 +22,23 @@ pub fn register(s: &SocketRef) {
     s.on("leave-meeting", leave_meeting);
     s.on("broadcast-audio", super::relay::broadcast_audio);
     s.on("audio-stream", super::relay::broadcast_audio);
+    s.on("audio-stream-data", super::relay::broadcast_audio);
     s.on("private-audio-stream", super::relay::private_audio);
+    s.on("private-stream-data", super::relay::private_audio);
+    s.on("private-stream-end", super::relay::private_stream_end);
     s.on("audio-status", audio_status);
+    s.on("audio-status-change", audio_status);
     s.on("mute-participant", mute_participant);
     s.on("unmute-participant", unmute_participant);
+    s.on("switch-mode", switch_mode);
+    s.on("enable-private-mode", enable_private_mode);
+    s.on("disable-private-mode", to_broadcast);
+    s.on("end-private-chat", to_broadcast);
+    s.on("request-private-conversation", request_private);
+    s.on("request-private-chat", request_private);
+    s.on("accept-private-conversation", accept_private);
+    s.on("accept-private-chat", accept_private);
+    s.on("decline-private-conversation", decline_private);
     s.on("pong", pong);
     s.on("webrtc-signal", super::signal::webrtc_signal);
     s.on_fallback(unknown_event);
@@ -118,9 +134,12 @@ async fn leave_meeting(
     reply(ack, result);
 }
 
+/// `audio-status {muted}`, or the original's `audio-status-change {isActive}`.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct AudioStatus {
-    muted: bool,
+    muted: Option<bool>,
+    is_active: Option<bool>,
 }
 
 async fn audio_status(
@@ -131,17 +150,21 @@ async fn audio_status(
 ) {
     let result = async {
         let session = session(&s)?;
-        let AudioStatus { muted } = payload(data)?;
+        let status = payload(data)?;
+        let muted = status
+            .muted
+            .or(status.is_active.map(|active| !active))
+            .ok_or_else(|| Error::invalid("muted", "is required (or isActive)"))?;
         let meeting = current_meeting(&session)?;
         let user = &session.user.id;
+        let body = json!({
+            "userId": user, "muted": muted, "isActive": !muted, "role": session.user.role,
+        });
         let _ = hub
             .io()
             .to(meeting_room(&meeting))
             .except(user_room(&meeting, user))
-            .emit(
-                "participant-audio-status",
-                &json!({"userId": user, "muted": muted}),
-            )
+            .emit("participant-audio-status", &body)
             .await;
         Ok(json!({}))
     }
@@ -186,6 +209,162 @@ async fn unmute_participant(
     State(hub): State<Arc<Hub>>,
 ) {
     reply(ack, set_muted(&s, &hub, data, false).await);
+}
+
+/// The mode events' payload: meet's `participantId` or the original's `studentId` /
+/// `targetUserId` for the student; `meetingId` (optional) must be the socket's meeting.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ModeBody {
+    meeting_id: Option<String>,
+    mode: Option<String>,
+    participant_id: Option<String>,
+    student_id: Option<String>,
+    target_user_id: Option<String>,
+}
+
+impl ModeBody {
+    fn student(&self) -> Option<&str> {
+        self.participant_id
+            .as_deref()
+            .or(self.student_id.as_deref())
+            .or(self.target_user_id.as_deref())
+    }
+}
+
+/// A mode event's payload; none at all (`emit("disable-private-mode")`) reads as `{}`.
+fn mode_body(data: Result<Value, socketioxide::ParserError>) -> Result<ModeBody> {
+    match payload(data)? {
+        Value::Null => Ok(ModeBody::default()),
+        v => serde_json::from_value(v)
+            .map_err(|e| Error::BadRequest(format!("Malformed payload: {e}"))),
+    }
+}
+
+/// The socket's meeting, checked against a `meetingId` the payload may name.
+fn meeting_of(session: &Session, named: Option<&str>) -> Result<Arc<str>> {
+    let current = current_meeting(session)?;
+    match named {
+        Some(id) if id != &*current => Err(Error::Forbidden("You are not in this meeting")),
+        _ => Ok(current),
+    }
+}
+
+async fn set_mode(
+    s: &SocketRef,
+    hub: &Hub,
+    data: Result<Value, socketioxide::ParserError>,
+    mode: Option<crate::domain::meetings::Mode>,
+) -> Result<Value> {
+    use crate::domain::meetings::Mode;
+    let session = session(s)?;
+    let body = mode_body(data)?;
+    let meeting = meeting_of(&session, body.meeting_id.as_deref())?;
+    let mode = match mode {
+        Some(m) => m,
+        None => body
+            .mode
+            .as_deref()
+            .and_then(Mode::parse)
+            .ok_or_else(|| Error::invalid("mode", "must be \"private\" or \"broadcast\""))?,
+    };
+    let m = hub
+        .services
+        .switch_mode(&session.user, &meeting, mode, body.student())
+        .await?;
+    Ok(json!({"meetingId": m.id, "mode": m.mode, "participantId": m.private_participant_id}))
+}
+
+/// `switch-mode {mode, participantId | studentId | targetUserId}`: the REST rules.
+async fn switch_mode(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    reply(ack, set_mode(&s, &hub, data, None).await);
+}
+
+/// The original's `enable-private-mode {studentId}`.
+async fn enable_private_mode(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let private = Some(crate::domain::meetings::Mode::Private);
+    reply(ack, set_mode(&s, &hub, data, private).await);
+}
+
+/// The original's `disable-private-mode` and `end-private-chat`: back to broadcast.
+async fn to_broadcast(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let broadcast = Some(crate::domain::meetings::Mode::Broadcast);
+    reply(ack, set_mode(&s, &hub, data, broadcast).await);
+}
+
+/// A student asks the host for a private talk (`request-private-conversation`).
+async fn request_private(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let result = async {
+        let session = session(&s)?;
+        let body = mode_body(data)?;
+        let meeting = meeting_of(&session, body.meeting_id.as_deref())?;
+        let r = hub
+            .services
+            .request_private(&session.user, &meeting)
+            .await?;
+        Ok(json!({"meetingId": r.meeting_id, "at": super::timestamp(r.at)}))
+    }
+    .await;
+    reply(ack, result);
+}
+
+async fn answer_private(
+    s: &SocketRef,
+    hub: &Hub,
+    data: Result<Value, socketioxide::ParserError>,
+    accept: bool,
+) -> Result<Value> {
+    let session = session(s)?;
+    let body = mode_body(data)?;
+    let meeting = meeting_of(&session, body.meeting_id.as_deref())?;
+    let student = body
+        .student()
+        .ok_or_else(|| Error::invalid("studentId", "is required"))?;
+    let m = hub
+        .services
+        .answer_private(&session.user, &meeting, student, accept)
+        .await?;
+    Ok(json!({"meetingId": m.id, "mode": m.mode, "participantId": m.private_participant_id}))
+}
+
+/// The host accepts (`accept-private-conversation {studentId}`): private mode with them.
+async fn accept_private(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    reply(ack, answer_private(&s, &hub, data, true).await);
+}
+
+/// The host declines (`decline-private-conversation {studentId}`).
+async fn decline_private(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    reply(ack, answer_private(&s, &hub, data, false).await);
 }
 
 #[derive(Deserialize)]

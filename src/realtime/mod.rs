@@ -361,6 +361,39 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
                 .within(meeting_room(&meeting.id))
                 .emit("mode-changed", &body)
                 .await;
+            // The original's clients wait for this one to start talking in private.
+            if let Some(student) = &meeting.private_participant_id {
+                let body = json!({
+                    "meetingId": meeting.id, "studentId": student, "hostId": meeting.host_id,
+                });
+                let _ = io
+                    .to([
+                        user_room(&meeting.id, &meeting.host_id),
+                        user_room(&meeting.id, student),
+                    ])
+                    .emit("private-conversation-started", &body)
+                    .await;
+            }
+        }
+        MeetingEvent::PrivateRequested { host_id, request } => {
+            let body = json!({
+                "meetingId": request.meeting_id, "studentId": request.student_id,
+                "username": request.username, "hostId": host_id, "at": timestamp(request.at),
+            });
+            let _ = io
+                .to(user_room(&request.meeting_id, &host_id))
+                .emit("private-conversation-requested", &body)
+                .await;
+        }
+        MeetingEvent::PrivateDeclined {
+            meeting_id,
+            student_id,
+        } => {
+            let body = json!({"meetingId": meeting_id, "studentId": student_id});
+            let _ = io
+                .to(user_room(&meeting_id, &student_id))
+                .emit("private-conversation-declined", &body)
+                .await;
         }
         MeetingEvent::Muted {
             meeting_id,

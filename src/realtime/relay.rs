@@ -1,7 +1,9 @@
-//! The audio relay: `broadcast-audio` (alias `audio-stream`) and `private-audio-stream` in,
-//! Int16 LE `audio-broadcast` / `private-stream-data` out, to exactly those the routing rule
-//! lets hear the sender. Each receiver's queue is bounded: a full one loses the frame (counted),
-//! nobody else waits.
+//! The audio relay: `broadcast-audio` (aliases `audio-stream`, `audio-stream-data`) and
+//! `private-audio-stream` (alias `private-stream-data`) in, Int16 LE `audio-broadcast` /
+//! `private-stream-data` out, to exactly those the routing rule lets hear the sender. Each
+//! receiver's queue is bounded: a full one loses the frame (counted), nobody else waits. A
+//! refused frame is answered in the acknowledgement and, for the original's clients, which
+//! listen for it, as `stream-error` (not for the rate limit's refusals: a flood is not echoed).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -87,10 +89,8 @@ pub async fn broadcast_audio(
     turn: Turn,
 ) {
     turn.wait().await;
-    answer(
-        ack,
-        relay(&hub, &s, turn.session(), data, Kind::Broadcast).await,
-    );
+    let result = relay(&hub, &s, turn.session(), data, Kind::Broadcast).await;
+    answer(&s, ack, result);
 }
 
 pub async fn private_audio(
@@ -101,20 +101,89 @@ pub async fn private_audio(
     turn: Turn,
 ) {
     turn.wait().await;
-    answer(
-        ack,
-        relay(&hub, &s, turn.session(), data, Kind::Private).await,
-    );
+    let result = relay(&hub, &s, turn.session(), data, Kind::Private).await;
+    answer(&s, ack, result);
 }
 
-fn answer(ack: AckSender, result: Result<u64>) {
+fn answer(s: &SocketRef, ack: AckSender, result: Result<u64>) {
     let _ = match result {
         Ok(delivered) => ack.send(&Delivered {
             ok: true,
             delivered,
         }),
-        Err(e) => ack.send(&error_body(e)),
+        Err(e) => {
+            let limited = matches!(e, Error::RateLimited { .. });
+            let body = error_body(e);
+            if !limited {
+                let _ = s.emit(
+                    "stream-error",
+                    &json!({"code": body["code"], "message": body["message"]}),
+                );
+            }
+            ack.send(&body)
+        }
     };
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamEnd {
+    #[serde(default)]
+    target_user_id: Option<String>,
+}
+
+/// `private-stream-end`: the sender stopped talking in private; their counterpart gets
+/// `private-stream-end {userId, timestamp}`. Without `targetUserId` the counterpart is the
+/// meeting's private student (from the host) or the host (from a student).
+pub async fn private_stream_end(
+    s: SocketRef,
+    TryData(data): TryData<StreamEnd>,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
+    let result = async {
+        let session = super::events::session(&s)?;
+        let StreamEnd { target_user_id } = payload(data)?;
+        let meeting = current_meeting(&session)?;
+        let me = session.user.id.as_str();
+        let to = hub
+            .presence
+            .with_room(&meeting, |room| {
+                let to = target_user_id.clone().or_else(|| {
+                    if me == room.route.host_id {
+                        room.route.private_with.clone()
+                    } else {
+                        Some(room.route.host_id.clone())
+                    }
+                })?;
+                paired(room, me, &to).then_some(to)
+            })
+            .flatten()
+            .ok_or(Error::Forbidden(PAIRS_ONLY))?;
+        let body = json!({"userId": me, "timestamp": timestamp(hub.services.now())});
+        let _ = hub
+            .io()
+            .to(user_room(&meeting, &to))
+            .emit("private-stream-end", &body)
+            .await;
+        Ok(json!({"targetUserId": to}))
+    }
+    .await;
+    super::events::reply(ack, result);
+}
+
+const PAIRS_ONLY: &str =
+    "Private audio goes from the host to one participant, or from a student to the host";
+
+/// Whether `speaker` may talk in private to `to`: the host to anyone else in the meeting, a
+/// student to the host.
+fn paired(room: &super::presence::Room, speaker: &str, to: &str) -> bool {
+    let host = room.route.host_id.as_str();
+    if speaker == host {
+        to != host && room.has(to)
+    } else {
+        to == host
+    }
 }
 
 async fn relay(
@@ -261,16 +330,8 @@ fn prepare(
             },
             Kind::Private => {
                 let to = d.target_user_id.as_deref().unwrap_or_default();
-                let host = room.route.host_id.as_str();
-                let paired = if speaker == host {
-                    to != host && room.has(to)
-                } else {
-                    to == host
-                };
-                if !paired {
-                    return Err(Error::Forbidden(
-                        "Private audio goes from the host to one participant, or from a student to the host",
-                    ));
+                if !paired(room, speaker, to) {
+                    return Err(Error::Forbidden(PAIRS_ONLY));
                 }
                 if may_hear(&room.route, speaker, to) {
                     Target::User {

@@ -66,7 +66,7 @@ impl Services {
     }
 
     /// A meeting the caller may see; others' meetings are forbidden.
-    async fn visible_meeting(&self, who: &Identity, id: &str) -> Result<Meeting> {
+    pub(super) async fn visible_meeting(&self, who: &Identity, id: &str) -> Result<Meeting> {
         let meeting = self.meeting(id).await?;
         if !access::may_view(who, &meeting) {
             return Err(Error::Forbidden("You do not have access to this meeting"));
@@ -255,6 +255,7 @@ impl Services {
             .leave_meeting(meeting_id, user_id, self.now())
             .await?;
         if was_in {
+            self.private_requests.remove(meeting_id, user_id);
             self.emit(MeetingEvent::Left {
                 meeting_id: meeting_id.to_owned(),
                 user_id: user_id.to_owned(),
@@ -293,7 +294,16 @@ impl Services {
                 "Only the host and participants can see who is in this meeting",
             ));
         }
-        Ok(rows.into_iter().map(Participant::from).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let requested = self.private_requests.is_pending(&meeting.id, &row.user_id);
+                Participant {
+                    requested_private: requested,
+                    ..row.into()
+                }
+            })
+            .collect())
     }
 
     /// Ends a meeting as its host or an admin.
@@ -333,6 +343,7 @@ impl Services {
             .await?
             .ok_or(Error::NotFound("Meeting"))?;
         self.stop_recordings_locked(id, |_| true).await?;
+        self.private_requests.remove_meeting(id);
         let meeting: Meeting = self
             .store
             .meeting(id)
@@ -389,6 +400,9 @@ impl Services {
             .await?
             .ok_or(Error::NotFound("Meeting"))?;
         let meeting: Meeting = row.into();
+        if let Some(student) = &meeting.private_participant_id {
+            self.private_requests.remove(&meeting.id, student);
+        }
         self.emit(MeetingEvent::ModeChanged {
             meeting: Box::new(meeting.clone()),
         });

@@ -3,7 +3,10 @@
 //! `store` and `storage`, and announces what happened on an event channel.
 
 mod auth;
+mod compat;
+mod links;
 mod meetings;
+mod private;
 mod record;
 mod recordings;
 mod users;
@@ -16,7 +19,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
 pub use auth::{Login, PasswordHasher, TokenIssuer};
+pub use compat::{HostStats, Link};
+pub use links::{LINK_SECONDS, LinkSigner};
 pub use meetings::{JoinOutcome, MeetingDetail};
+pub use private::{PrivateRequest, PrivateRequests};
 pub use record::Done;
 pub use recordings::{MeetingCounts, Stats};
 pub use users::{AdminBootstrap, UserPatch};
@@ -62,6 +68,16 @@ pub enum MeetingEvent {
         student_id: Option<String>,
         start_time: chrono::DateTime<chrono::Utc>,
     },
+    /// A student asks the host for a private talk.
+    PrivateRequested {
+        host_id: String,
+        request: PrivateRequest,
+    },
+    /// The host declined a student's request.
+    PrivateDeclined {
+        meeting_id: String,
+        student_id: String,
+    },
     RecordingEnded {
         meeting_id: String,
         recording_id: String,
@@ -94,6 +110,10 @@ pub struct Services {
     /// Each job's last run in this process.
     job_runs: Mutex<HashMap<String, crate::jobs::LastRun>>,
     locks: KeyedLocks,
+    /// Signs the links of `GET /api/recordings/url/:id` on local storage.
+    pub links: LinkSigner,
+    /// Students' waiting requests for a private talk.
+    pub private_requests: PrivateRequests,
     identities: auth::IdentityCache,
     started: std::time::Instant,
 }
@@ -119,6 +139,7 @@ impl Services {
             began: Mutex::new(HashMap::new()),
             job_runs: Mutex::new(HashMap::new()),
             tokens: TokenIssuer::new(jwt_secret, config.auth.token_lifetime),
+            links: LinkSigner::new(jwt_secret),
             hasher: PasswordHasher::new(
                 config.auth.argon2_memory_kib,
                 config.auth.argon2_iterations,
@@ -129,6 +150,7 @@ impl Services {
             clock,
             events,
             locks: KeyedLocks::default(),
+            private_requests: PrivateRequests::default(),
             identities: auth::IdentityCache::default(),
             started: std::time::Instant::now(),
         }

@@ -74,7 +74,7 @@ impl Services {
     }
 
     /// A recording the caller may hear. Students see only completed, unexpired ones.
-    async fn audible_recording(&self, who: &Identity, id: &str) -> Result<RecordingRow> {
+    pub(super) async fn audible_recording(&self, who: &Identity, id: &str) -> Result<RecordingRow> {
         check_id(id, "Recording")?;
         let row = self
             .store

@@ -10,7 +10,7 @@ use crate::store::{NewUser, UserRow, UserUpdate};
 
 /// A change to an account; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UserPatch {
     pub username: Option<String>,
     pub password: Option<String>,

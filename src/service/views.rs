@@ -52,6 +52,8 @@ pub struct Participant {
     pub joined_at: DateTime<Utc>,
     pub online: bool,
     pub muted: bool,
+    /// A request for a private talk is waiting for the host.
+    pub requested_private: bool,
 }
 
 impl From<ParticipantRow> for Participant {
@@ -63,6 +65,7 @@ impl From<ParticipantRow> for Participant {
             joined_at: r.joined_at,
             online: r.present,
             muted: r.muted,
+            requested_private: false,
         }
     }
 }
