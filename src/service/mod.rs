@@ -3,6 +3,7 @@
 //! `store` and `storage`, and announces what happened on an event channel.
 
 mod auth;
+mod import;
 mod meetings;
 mod record;
 mod recordings;
@@ -15,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc};
 
-pub use auth::{Login, PasswordHasher, TokenIssuer};
+pub use auth::{Checked, Login, PasswordHasher, TokenIssuer};
+pub use import::{Counts, ImportFile, ImportReport, MappedId, Skipped};
 pub use meetings::{JoinOutcome, MeetingDetail};
 pub use record::Done;
 pub use recordings::{MeetingCounts, Stats};

@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod crash;
 mod flows;
+mod import;
 mod limits;
 mod realtime;
 mod recorder;
