@@ -17,13 +17,15 @@
 //!   meet's storage prefix: the object stays where it is and playback presigns that key.
 
 mod ejson;
+mod report;
 mod source;
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
+use self::report::What;
+pub use self::report::{Counts, ImportFile, ImportReport, MappedId, Skipped};
 use self::source::{Collection, Source};
 use super::{Services, check_id, new_id};
 use crate::domain::meetings::EndReason;
@@ -31,78 +33,6 @@ use crate::domain::users::{Role, username_key, validate_username};
 use crate::error::{Error, Result};
 use crate::jobs::Progress;
 use crate::store::{ImportedMeeting, ImportedParticipant, ImportedRecording, ImportedUser, Origin};
-
-/// One export file, as the client read it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportFile {
-    /// Shown in the report (`name:line`).
-    pub name: String,
-    pub content: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportReport {
-    pub dry_run: bool,
-    pub files: usize,
-    /// Documents read (JSON objects), whatever became of them.
-    pub documents: usize,
-    /// Written now (or, in a dry run, that would be).
-    pub imported: Counts,
-    /// Imported by an earlier run.
-    pub already_there: Counts,
-    pub skipped: Vec<Skipped>,
-    /// Documents whose id meet could not keep.
-    pub mapped_ids: Vec<MappedId>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub admins: u64,
-    pub hosts: u64,
-    pub students: u64,
-    pub meetings: u64,
-    pub recordings: u64,
-}
-
-impl Counts {
-    pub fn total(&self) -> u64 {
-        self.admins + self.hosts + self.students + self.meetings + self.recordings
-    }
-
-    fn add(&mut self, what: What) {
-        *match what {
-            What::User(Role::Admin) => &mut self.admins,
-            What::User(Role::Host) => &mut self.hosts,
-            What::User(Role::Student) => &mut self.students,
-            What::Meeting => &mut self.meetings,
-            What::Recording => &mut self.recordings,
-        } += 1;
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Skipped {
-    /// `file:line`.
-    pub at: String,
-    /// `user 65b1… (alice)`, when the document could be read.
-    pub document: Option<String>,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MappedId {
-    pub collection: String,
-    pub original: String,
-    pub meet: String,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum What {
-    User(Role),
-    Meeting,
-    Recording,
-}
 
 enum Outcome {
     Imported(What),
@@ -555,7 +485,7 @@ impl<'a> Run<'a> {
                 r.meeting_id
             )));
         };
-        let object_key = match object_key(&r.file_url, &self.prefix) {
+        let object_key = match source::object_key(&r.file_url, &self.prefix) {
             Ok(k) => k,
             Err(reason) => return Ok(Outcome::Skipped(reason)),
         };
@@ -625,108 +555,5 @@ impl<'a> Run<'a> {
             self.services.store.import_recording(row, self.now).await?;
         }
         Ok(Outcome::Imported(What::Recording))
-    }
-}
-
-/// The recording's object key in meet's storage: the S3 key `fileUrl` names (the key itself, as
-/// the original stored it, or a URL whose path holds it), relative to meet's storage prefix.
-fn object_key(file_url: &str, prefix: &str) -> Result<String, String> {
-    let url = file_url.trim();
-    if url.is_empty() {
-        return Err("no file: fileUrl is empty".into());
-    }
-    let key = match url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-    {
-        // `https://bucket.s3.region.amazonaws.com/recordings/…` or `https://host/bucket/recordings/…`
-        Some(rest) => {
-            let path = rest.split_once('/').map_or("", |(_, p)| p);
-            let path = path.split(['?', '#']).next().unwrap_or_default();
-            match path.find("recordings/") {
-                Some(0) => path,
-                Some(i) if path.as_bytes()[i - 1] == b'/' => &path[i..],
-                _ => path,
-            }
-        }
-        None => url.trim_start_matches('/'),
-    };
-    let Some(relative) = key.strip_prefix(prefix) else {
-        return Err(format!(
-            "its object `{key}` is outside meet's storage prefix `{prefix}` (storage.s3.prefix)"
-        ));
-    };
-    let valid = !relative.is_empty()
-        && relative.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        });
-    if valid {
-        Ok(relative.to_owned())
-    } else {
-        Err(format!(
-            "its object key `{key}` has characters meet's storage does not accept"
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn object_keys_from_file_urls() {
-        let p = "recordings/";
-        let m = "67a1f0c2a1b2c3d4e5f60801";
-        let want = Ok(format!("{m}/u1-1738404000000.webm"));
-        assert_eq!(
-            object_key(&format!("recordings/{m}/u1-1738404000000.webm"), p),
-            want
-        );
-        assert_eq!(
-            object_key(
-                &format!(
-                    "https://b.s3.eu-west-1.amazonaws.com/recordings/{m}/u1-1738404000000.webm?x=1"
-                ),
-                p
-            ),
-            want
-        );
-        assert_eq!(
-            object_key(
-                &format!("http://minio:9000/b/recordings/{m}/u1-1738404000000.webm"),
-                p
-            ),
-            want
-        );
-        assert_eq!(
-            object_key(&format!("recordings/{m}/u1-1738404000000.webm"), ""),
-            Ok(format!("recordings/{m}/u1-1738404000000.webm"))
-        );
-        assert!(object_key("", p).is_err());
-        assert!(object_key(&format!("recordings/{m}/a b.webm"), p).is_err());
-        assert!(
-            object_key("other/x.webm", p)
-                .expect_err("outside")
-                .contains("outside")
-        );
-        assert!(object_key("recordings/../x", p).is_err());
-    }
-
-    #[test]
-    fn counts_add_up() {
-        let mut c = Counts::default();
-        for w in [
-            What::User(Role::Admin),
-            What::User(Role::Student),
-            What::Meeting,
-        ] {
-            c.add(w);
-        }
-        assert_eq!((c.admins, c.students, c.meetings, c.total()), (1, 1, 1, 3));
     }
 }

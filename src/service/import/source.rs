@@ -166,6 +166,52 @@ pub fn parse(doc: &Map<String, Value>) -> Result<Source, String> {
     })
 }
 
+/// The recording's object key in meet's storage: the S3 key `fileUrl` names (the key itself, as
+/// the original stored it, or a URL whose path holds it), relative to meet's storage prefix.
+pub fn object_key(file_url: &str, prefix: &str) -> Result<String, String> {
+    let url = file_url.trim();
+    if url.is_empty() {
+        return Err("no file: fileUrl is empty".into());
+    }
+    let key = match url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    {
+        // `https://bucket.s3.region.amazonaws.com/recordings/…` or `https://host/bucket/recordings/…`
+        Some(rest) => {
+            let path = rest.split_once('/').map_or("", |(_, p)| p);
+            let path = path.split(['?', '#']).next().unwrap_or_default();
+            match path.find("recordings/") {
+                Some(0) => path,
+                Some(i) if path.as_bytes()[i - 1] == b'/' => &path[i..],
+                _ => path,
+            }
+        }
+        None => url.trim_start_matches('/'),
+    };
+    let Some(relative) = key.strip_prefix(prefix) else {
+        return Err(format!(
+            "its object `{key}` is outside meet's storage prefix `{prefix}` (storage.s3.prefix)"
+        ));
+    };
+    let valid = !relative.is_empty()
+        && relative.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        });
+    if valid {
+        Ok(relative.to_owned())
+    } else {
+        Err(format!(
+            "its object key `{key}` has characters meet's storage does not accept"
+        ))
+    }
+}
+
 /// When an ObjectId was made: its first four bytes are the seconds since 1970.
 pub fn oid_time(id: &str) -> Option<DateTime<Utc>> {
     if id.len() != 24 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -372,5 +418,44 @@ mod tests {
         );
         let no_id = doc(json!({"topic": "t", "hostId": "h"}));
         assert_eq!(parse(&no_id), Err("no _id".into()));
+    }
+
+    #[test]
+    fn object_keys_from_file_urls() {
+        let p = "recordings/";
+        let m = "67a1f0c2a1b2c3d4e5f60801";
+        let want = Ok(format!("{m}/u1-1738404000000.webm"));
+        assert_eq!(
+            object_key(&format!("recordings/{m}/u1-1738404000000.webm"), p),
+            want
+        );
+        assert_eq!(
+            object_key(
+                &format!(
+                    "https://b.s3.eu-west-1.amazonaws.com/recordings/{m}/u1-1738404000000.webm?x=1"
+                ),
+                p
+            ),
+            want
+        );
+        assert_eq!(
+            object_key(
+                &format!("http://minio:9000/b/recordings/{m}/u1-1738404000000.webm"),
+                p
+            ),
+            want
+        );
+        assert_eq!(
+            object_key(&format!("recordings/{m}/u1-1738404000000.webm"), ""),
+            Ok(format!("recordings/{m}/u1-1738404000000.webm"))
+        );
+        assert!(object_key("", p).is_err());
+        assert!(object_key(&format!("recordings/{m}/a b.webm"), p).is_err());
+        assert!(
+            object_key("other/x.webm", p)
+                .expect_err("outside")
+                .contains("outside")
+        );
+        assert!(object_key("recordings/../x", p).is_err());
     }
 }
