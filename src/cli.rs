@@ -75,7 +75,36 @@ pub enum AdminCommand {
     /// Recordings.
     #[command(subcommand)]
     Recording(RecordingCommand),
+    /// Import a mongoexport dump of the original Node/MongoDB backend.
+    #[command(long_about = IMPORT_ABOUT)]
+    Import {
+        /// Export files: one document per line (mongoexport's default) or a JSON array
+        /// (--jsonArray, with or without --pretty); canonical or relaxed Extended JSON.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Read and check everything, print what would be imported, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
+
+const IMPORT_ABOUT: &str =
+    "Import a mongoexport dump of the original Node/MongoDB backend's users, \
+meetings and recordings collections.
+
+Files may come in any order and mix collections: a document is told apart by its fields (a user \
+has username, password and role; a recording meetingId and fileUrl or status; a meeting topic and \
+hostId), so no --collection is needed. Users keep their bcrypt password (replaced by argon2id at \
+their first login), their role, their host and isActive. Meetings become history: ended and \
+cancelled ones as they were, created/active/paused ones ended at the import (admin_ended). \
+Completed recordings become rows whose audio stays where it is in S3 (their key under the \
+storage prefix). ObjectIds are kept as meet ids; any other id is mapped to a new one, shown in \
+the summary. Running it again imports nothing new. A malformed line, or a document meet cannot \
+take, is reported with its file:line and skipped; the exit status is non-zero only when nothing \
+could be read at all.
+
+Works against a running server (the files' contents go over the control socket) or, when none \
+runs, on the data dir directly.";
 
 #[derive(Debug, Subcommand)]
 pub enum RecordingCommand {

@@ -55,6 +55,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             Request::RecordingList { meeting }
         }
         AdminCommand::Recording(RecordingCommand::Delete { id }) => Request::RecordingDelete { id },
+        AdminCommand::Import { files, dry_run } => {
+            return super::import::run(&config, &files, dry_run, args.json).await;
+        }
     };
     let result = match client::Target::connect(&config).await {
         Ok(target) => {

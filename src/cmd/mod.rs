@@ -1,6 +1,7 @@
 //! The subcommands. `anyhow` lives here, at the edge.
 
 mod admin;
+mod import;
 mod jobs;
 mod serve;
 mod top;

@@ -90,6 +90,7 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
             json!({"deleted": id})
         }
         Request::Stats => v(&services.stats().await?),
+        Request::Import { files, dry_run } => v(&services.import(files, dry_run, progress).await?),
     })
 }
 

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::service::ImportFile;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
@@ -45,6 +47,13 @@ pub enum Request {
         id: String,
     },
     Stats,
+    /// `meet admin import`: the files' contents travel in the request, read by the client with
+    /// the operator's permissions (a packaged server, running as `meet`, could not read them).
+    Import {
+        files: Vec<ImportFile>,
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -77,16 +77,26 @@ impl Progress for Channel {
     }
 }
 
+/// The longest request line: an import carries the export files (the original's three
+/// collections are a few megabytes for a school's worth of accounts and meetings).
+const MAX_REQUEST: u64 = 256 * 1024 * 1024;
+
 async fn handle(stream: UnixStream, allowed: bool, services: &Services) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(64 * 1024))
+    let limit = if allowed { MAX_REQUEST } else { 64 * 1024 };
+    BufReader::new(read.take(limit))
         .read_line(&mut line)
         .await?;
     let final_reply = if !allowed {
         Reply::Error {
             code: "forbidden".into(),
             message: "only root or the server's user may use the control socket".into(),
+        }
+    } else if line.len() as u64 >= MAX_REQUEST && !line.ends_with('\n') {
+        Reply::Error {
+            code: "too_large".into(),
+            message: format!("a control request is at most {MAX_REQUEST} bytes"),
         }
     } else {
         match serde_json::from_str::<Request>(&line) {

@@ -172,10 +172,12 @@ async fn audio_status(
     reply(ack, result);
 }
 
+/// `{userId}`, or the original's `{participantId}`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UserRef {
-    user_id: String,
+    user_id: Option<String>,
+    participant_id: Option<String>,
 }
 
 async fn set_muted(
@@ -185,7 +187,11 @@ async fn set_muted(
     muted: bool,
 ) -> Result<Value> {
     let session = session(s)?;
-    let UserRef { user_id } = payload(data)?;
+    let who = payload(data)?;
+    let user_id = who
+        .user_id
+        .or(who.participant_id)
+        .ok_or_else(|| Error::invalid("userId", "is required"))?;
     let meeting = current_meeting(&session)?;
     hub.services
         .set_muted(&session.user, &meeting, &user_id, muted)

@@ -72,8 +72,20 @@ impl PasswordHasher {
             .map_err(|e| Error::Internal(format!("hashing: {e}")))
     }
 
-    /// True when `password` matches `hash`; `None` as the hash checks against a decoy.
+    /// True when `password` matches the argon2 `hash`; `None` as the hash checks against a decoy.
+    /// A bcrypt hash never matches here: only [`PasswordHasher::verify_login`] accepts one.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
+        Ok(self.check(password, hash, false).await? == Checked::Right)
+    }
+
+    /// As [`PasswordHasher::verify`], and a bcrypt hash imported from the original backend
+    /// (`$2a$`, `$2b$`, `$2y$`) is checked too: a match is [`Checked::RightLegacy`], for the
+    /// caller to replace with an argon2id hash.
+    pub async fn verify_login(&self, password: &str, hash: Option<&str>) -> Result<Checked> {
+        self.check(password, hash, true).await
+    }
+
+    async fn check(&self, password: &str, hash: Option<&str>, bcrypt_too: bool) -> Result<Checked> {
         let _permit = self
             .permits
             .acquire()
@@ -82,29 +94,54 @@ impl PasswordHasher {
         let this = self.clone();
         let password = password.to_owned();
         let hash = hash.map(str::to_owned);
-        tokio::task::spawn_blocking(move || {
-            let decoy;
-            let target = match &hash {
-                Some(h) => h.as_str(),
-                None => {
-                    decoy = this
-                        .decoy
-                        .get_or_init(|| this.hash_now(&super::new_id()).unwrap_or_default())
-                        .clone();
-                    decoy.as_str()
+        tokio::task::spawn_blocking(move || match &hash {
+            Some(h) if bcrypt_too && is_bcrypt(h) => {
+                if bcrypt::verify(&password, h).unwrap_or(false) {
+                    Checked::RightLegacy
+                } else {
+                    Checked::Wrong
                 }
-            };
-            let Ok(parsed) = PasswordHash::new(target) else {
-                return false;
-            };
-            this.argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-                && hash.is_some()
+            }
+            Some(h) => {
+                if this.argon2_matches(&password, h) {
+                    Checked::Right
+                } else {
+                    Checked::Wrong
+                }
+            }
+            None => {
+                let decoy = this
+                    .decoy
+                    .get_or_init(|| this.hash_now(&super::new_id()).unwrap_or_default());
+                let _ = this.argon2_matches(&password, decoy);
+                Checked::Wrong
+            }
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))
     }
+
+    fn argon2_matches(&self, password: &str, hash: &str) -> bool {
+        PasswordHash::new(hash).is_ok_and(|parsed| {
+            self.argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    }
+}
+
+/// What a password check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    Wrong,
+    Right,
+    /// Right, against an imported bcrypt hash.
+    RightLegacy,
+}
+
+/// The original backend's bcryptjs hashes (`$2a$`), and the other bcrypt prefixes.
+pub(super) fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,11 +308,11 @@ impl Services {
     /// Checks a username and password; `only` restricts the role (student login).
     pub async fn login(&self, username: &str, password: &str, only: Option<Role>) -> Result<Login> {
         let row = self.store.user_by_name(username).await?;
-        let ok = self
+        let checked = self
             .hasher
-            .verify(password, row.as_ref().map(|r| r.password_hash.as_str()))
+            .verify_login(password, row.as_ref().map(|r| r.password_hash.as_str()))
             .await?;
-        let Some(row) = row.filter(|_| ok) else {
+        let Some(row) = row.filter(|_| checked != Checked::Wrong) else {
             return Err(Error::InvalidCredentials);
         };
         if only.is_some_and(|role| role.as_str() != row.role) {
@@ -283,6 +320,9 @@ impl Services {
         }
         if !self.account_usable(&row).await? {
             return Err(Error::AccountDisabled);
+        }
+        if checked == Checked::RightLegacy {
+            self.upgrade_hash(&row, password).await;
         }
         let (token, expires_at) = self.tokens.issue(&row, self.now())?;
         Ok(Login {
@@ -292,6 +332,27 @@ impl Services {
             token,
             expires_at,
         })
+    }
+
+    /// Replaces an imported bcrypt hash with an argon2id one. A failure is logged and the login
+    /// goes on: the bcrypt hash stays, and the next login tries again.
+    async fn upgrade_hash(&self, row: &UserRow, password: &str) {
+        let result = async {
+            let hash = self.hasher.hash(password).await?;
+            self.store
+                .replace_password_hash(&row.id, &row.password_hash, hash, self.now())
+                .await
+        }
+        .await;
+        match result {
+            Ok(true) => {
+                tracing::info!(user = %row.id, "imported bcrypt password hash upgraded to argon2id")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(user = %row.id, error = %e, "could not upgrade an imported password hash")
+            }
+        }
     }
 
     /// Active, and for a student, their host active too.
@@ -429,5 +490,42 @@ mod tests {
         );
         assert!(!h.verify("wrong horse", Some(&hash)).await.expect("verify"));
         assert!(!h.verify("correct horse", None).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn bcrypt_hashes_pass_only_at_login() {
+        let h = PasswordHasher::new(1024, 1);
+        for version in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
+            let hash = bcrypt::hash_with_result("old secret", 4)
+                .expect("bcrypt")
+                .format_for_version(version);
+            assert_eq!(
+                h.verify_login("old secret", Some(&hash))
+                    .await
+                    .expect("check"),
+                Checked::RightLegacy,
+                "{hash}"
+            );
+            assert_eq!(
+                h.verify_login("other", Some(&hash)).await.expect("check"),
+                Checked::Wrong
+            );
+            assert!(!h.verify("old secret", Some(&hash)).await.expect("check"));
+        }
+        let argon = h.hash("new secret").await.expect("hash");
+        assert_eq!(
+            h.verify_login("new secret", Some(&argon))
+                .await
+                .expect("check"),
+            Checked::Right
+        );
+        assert_eq!(
+            h.verify_login("new secret", None).await.expect("check"),
+            Checked::Wrong
+        );
     }
 }

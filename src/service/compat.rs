@@ -66,7 +66,7 @@ impl Services {
                 v
             }
         };
-        all.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+        all.sort_by_key(|r| std::cmp::Reverse(r.start_time));
         Ok(all)
     }
 

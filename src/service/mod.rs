@@ -4,6 +4,7 @@
 
 mod auth;
 mod compat;
+mod import;
 mod links;
 mod meetings;
 mod private;
@@ -18,8 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, mpsc};
 
-pub use auth::{Login, PasswordHasher, TokenIssuer};
+pub use auth::{Checked, Login, PasswordHasher, TokenIssuer};
 pub use compat::{HostStats, Link};
+pub use import::{Counts, ImportFile, ImportReport, MappedId, Skipped};
 pub use links::{LINK_SECONDS, LinkSigner};
 pub use meetings::{JoinOutcome, MeetingDetail};
 pub use private::{PrivateRequest, PrivateRequests};

@@ -173,8 +173,10 @@ impl Services {
     }
 
     /// Stored objects no recording refers to (left by a recording deleted while its upload
-    /// ran, or by hand). An object under a recording's folder (`<meeting>/<recording>/...`)
-    /// whose recording exists is never one: its upload may be under way.
+    /// ran, or by hand). Only objects laid out as meet writes them count
+    /// (`<meeting>/<recording>/<name>.ogg`): anything else in the bucket, such as the original
+    /// server's files that an import skipped, is never touched. An object under a recording's
+    /// folder whose recording exists is never one: its upload may be under way.
     pub async fn orphan_objects(&self) -> Result<Vec<String>> {
         let rows = self.store.recordings(None).await?;
         let mut known: std::collections::HashSet<&str> = std::collections::HashSet::new();
@@ -190,6 +192,7 @@ impl Services {
             .map_err(|e| Error::Storage(e.to_string()))?;
         Ok(listed
             .into_iter()
+            .filter(|k| k.split('/').count() == 3 && k.ends_with(".ogg"))
             .filter(|k| !known.contains(k.as_str()))
             .filter(|k| k.split('/').nth(1).is_none_or(|id| !ids.contains(id)))
             .collect())

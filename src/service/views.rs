@@ -152,7 +152,7 @@ impl From<RecordingRow> for Recording {
         Self {
             playback: Playback {
                 url: format!("/api/recordings/{}/audio", r.id),
-                content_type: "audio/ogg".into(),
+                content_type: r.content_type.clone().unwrap_or_else(|| "audio/ogg".into()),
                 title,
             },
             id: r.id,

@@ -59,7 +59,7 @@ pub struct NewMeeting {
     pub now: DateTime<Utc>,
 }
 
-fn participant_key(meeting_id: &str, user_id: &str) -> String {
+pub(super) fn participant_key(meeting_id: &str, user_id: &str) -> String {
     format!("{meeting_id}.{user_id}")
 }
 

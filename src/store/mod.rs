@@ -4,6 +4,7 @@
 //! disk (the default), `mem://` in tests, or a remote `ws://`/`wss://` server.
 
 mod cache;
+mod import;
 mod meetings;
 mod recordings;
 mod schema;
@@ -15,6 +16,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 use surrealdb::opt::auth::Root;
 
+pub use import::{ImportedMeeting, ImportedParticipant, ImportedRecording, ImportedUser, Origin};
 pub use meetings::{MeetingRow, NewMeeting, ParticipantRow};
 pub use recordings::{NewRecording, RecordingRow, TrackRow};
 pub use users::{NewUser, UserRow, UserUpdate};
@@ -223,6 +225,6 @@ mod tests {
             ),
             "{dup:?}"
         );
-        assert_eq!(store.schema_version().await.expect("version"), 1);
+        assert_eq!(store.schema_version().await.expect("version"), 2);
     }
 }

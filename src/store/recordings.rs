@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 const COLS: &str = "record::id(id) AS id, meeting_id, meeting_topic, host_id, host_name, is_private, student_id, \
                     status, start_time, end_time, duration, size, expires_at, object_key, participant_ids, \
-                    (tracks ?? []) AS tracks, failure";
+                    (tracks ?? []) AS tracks, failure, content_type";
 
 #[derive(Debug, Clone, SurrealValue)]
 #[surreal(crate = "surrealdb::types")]
@@ -32,6 +32,9 @@ pub struct RecordingRow {
     pub tracks: Vec<TrackRow>,
     /// Why a `failed` recording failed.
     pub failure: Option<String>,
+    /// The audio's type when it is not meet's Ogg Opus (recordings imported from the
+    /// original server are WebM).
+    pub content_type: Option<String>,
 }
 
 /// One speaker's file of a recording.

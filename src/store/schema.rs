@@ -7,9 +7,10 @@ use surrealdb::engine::any::Any;
 use crate::error::Result;
 
 /// Migrations by version. Never edit a released one: append a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r"
     DEFINE TABLE IF NOT EXISTS user SCHEMALESS;
     DEFINE INDEX IF NOT EXISTS user_username ON user FIELDS username_key UNIQUE;
     DEFINE INDEX IF NOT EXISTS user_role_host ON user FIELDS role, host_id;
@@ -27,7 +28,15 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     DEFINE INDEX IF NOT EXISTS recording_meeting ON recording FIELDS meeting_id;
     DEFINE INDEX IF NOT EXISTS recording_expires ON recording FIELDS expires_at;
     ",
-)];
+    ),
+    (
+        2,
+        // `meet admin import`: one mark per imported document, keyed `collection/original id`.
+        r"
+    DEFINE TABLE IF NOT EXISTS import SCHEMALESS;
+    ",
+    ),
+];
 
 pub async fn version(db: &Surreal<Any>) -> Result<i64> {
     let mut res = db

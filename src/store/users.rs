@@ -166,6 +166,31 @@ impl Store {
         Ok(res.take(1)?)
     }
 
+    /// Replaces the password hash only if it is still `old` (a password changed meanwhile stays).
+    /// Returns whether it was replaced.
+    pub async fn replace_password_hash(
+        &self,
+        id: &str,
+        old: &str,
+        new: String,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let changed: Vec<String> = self
+            .db
+            .query(
+                "UPDATE type::record('user', $id) SET password_hash = $new, updated_at = $now \
+                 WHERE password_hash = $old RETURN VALUE record::id(id)",
+            )
+            .bind(("id", id.to_owned()))
+            .bind(("old", old.to_owned()))
+            .bind(("new", new))
+            .bind(("now", now))
+            .await?
+            .check()?
+            .take(0)?;
+        Ok(!changed.is_empty())
+    }
+
     /// Deletes one user and their participation rows.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         let _writing = self.writing();

@@ -3,8 +3,10 @@
 
 mod bad_input;
 mod common;
+mod compat;
 mod crash;
 mod flows;
+mod import;
 mod limits;
 mod realtime;
 mod recorder;

@@ -479,7 +479,10 @@ async fn relay_private_mode_mutes_and_the_end_of_a_meeting() {
     ana.call("audio-status", json!({"muted": true})).await;
     for other in [&mut host, &mut ben, &mut cleo] {
         let s = other.event("participant-audio-status").await;
-        assert_eq!(s, json!({"userId": ana_id, "muted": true}));
+        assert_eq!(
+            s,
+            json!({"userId": ana_id, "muted": true, "isActive": false, "role": "student"})
+        );
     }
 
     // A loud speaker becomes the active speaker.

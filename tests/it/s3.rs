@@ -15,9 +15,9 @@ use crate::recorder::{judge, opusinfo};
 use crate::recording::{completed, start_recording};
 use crate::sio::{AuthForm, Client, Kind};
 
-struct Moto {
+pub struct Moto {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl Drop for Moto {
@@ -38,7 +38,7 @@ fn moto_binary() -> PathBuf {
     PathBuf::from("moto_server")
 }
 
-async fn start_moto() -> Moto {
+pub async fn start_moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .expect("port")
         .local_addr()

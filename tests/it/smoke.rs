@@ -391,6 +391,9 @@ async fn meet_admin_against_a_running_and_a_stopped_server() {
     let orphan = data.join("recordings/m9/r9/mix.ogg");
     std::fs::create_dir_all(orphan.parent().expect("dir")).expect("dir");
     std::fs::write(&orphan, b"OggS").expect("orphan");
+    // The original server's files are not meet's layout: never taken for orphans.
+    let foreign = data.join("recordings/m9/1700000000000.webm");
+    std::fs::write(&foreign, b"webm").expect("foreign");
     let dry = json_out(&meet(
         &data,
         &["jobs", "run", "retention", "--dry-run", "--json"],
@@ -410,6 +413,10 @@ async fn meet_admin_against_a_running_and_a_stopped_server() {
     let real = json_out(&meet(&data, &["jobs", "run", "retention", "--json"], None));
     assert_eq!(real[0]["changed"], 1, "{real}");
     assert!(!orphan.exists(), "the orphan is gone");
+    assert!(
+        foreign.exists(),
+        "an object not laid out as meet writes them stays"
+    );
     assert!(server.terminate().success());
 }
 
