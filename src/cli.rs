@@ -25,6 +25,13 @@ pub enum Command {
     Jobs(JobsArgs),
     /// A live dashboard of the running server.
     Top(CommonArgs),
+    /// Print shell completions (the Debian package installs them).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, meet(1), in roff.
+    Man,
 }
 
 /// Where to find the configuration and the data.

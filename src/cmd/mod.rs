@@ -28,6 +28,18 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Admin(args) => admin::run(args).await,
             Command::Jobs(args) => jobs::run(args).await,
             Command::Top(args) => top::run(&args),
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                let mut text = Vec::new();
+                clap_complete::generate(shell, &mut cmd, "meet", &mut text);
+                print_all(&text)
+            }
+            Command::Man => {
+                let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+                let mut text = Vec::new();
+                man.render(&mut text)?;
+                print_all(&text)
+            }
         }
     });
     match result {
@@ -36,6 +48,15 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("meet: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes generated text to stdout; a reader that went away (`| head`) is not an error.
+fn print_all(text: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -15,6 +15,7 @@ mod ratelimit;
 mod recordings;
 pub mod server;
 mod student;
+mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -152,6 +153,8 @@ pub fn routes(state: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .or(under(&["/api/admin/"]).and(admin::routes(state)))
         .unify()
         .or(health::routes(state))
+        .unify()
+        .or(web::routes())
         .unify();
     api.recover(error::recover).unify().boxed()
 }

@@ -10,6 +10,7 @@ async fn security_headers_on_every_response() {
     let t = TestServer::start_with(|c| c.http.hsts_max_age = Some(31_536_000)).await;
     for (method, path) in [
         (Method::GET, "/healthz"),
+        (Method::GET, "/"),
         (Method::GET, "/nope"),
         (Method::POST, "/api/auth/login"),
         (Method::GET, "/api/auth/profile"),
@@ -30,6 +31,27 @@ async fn security_headers_on_every_response() {
                 .to_str()
                 .expect("hsts")
                 .starts_with("max-age=31536000")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_page_at_the_root_is_html_that_needs_nothing_external() {
+    let t = TestServer::start().await;
+    for path in ["/", "/index.html"] {
+        let r = t.client.get(t.url(path)).send().await.expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .to_owned();
+        assert!(csp.starts_with("default-src 'self'"), "{csp}");
+        let page = r.text().await.expect("text");
+        assert!(page.contains("meet is running"));
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "nothing fetched from outside"
         );
     }
 }

@@ -421,6 +421,44 @@ async fn meet_admin_against_a_running_and_a_stopped_server() {
 }
 
 #[test]
+fn the_manual_page_and_the_completions() {
+    let man = Command::new(BIN).arg("man").output().expect("run");
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.status.success() && page.contains(".TH meet 1"),
+        "{page}"
+    );
+    for (shell, mark) in [
+        ("bash", "complete -F _meet"),
+        ("zsh", "#compdef meet"),
+        ("fish", "complete -c meet"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(mark),
+            "{shell}: {text}"
+        );
+        assert!(
+            text.contains("import"),
+            "{shell}: the subcommands are in it"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
 fn version_check_config_and_unknown_keys() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = data_dir(&dir);
