@@ -82,6 +82,20 @@ pub enum AdminCommand {
     /// Recordings.
     #[command(subcommand)]
     Recording(RecordingCommand),
+    /// Write the database (accounts, meetings, recording records; not the recordings' audio) to
+    /// FILE, as SurrealQL.
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Replace the database with a backup made by `meet admin backup`.
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace a database that holds more than its administrators (everything in it goes).
+        #[arg(long)]
+        replace: bool,
+    },
     /// Import a mongoexport dump of the original Node/MongoDB backend.
     #[command(long_about = IMPORT_ABOUT)]
     Import {

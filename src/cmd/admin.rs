@@ -55,11 +55,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             Request::RecordingList { meeting }
         }
         AdminCommand::Recording(RecordingCommand::Delete { id }) => Request::RecordingDelete { id },
+        AdminCommand::Backup { file } => return backup(&config, &file, args.json).await,
+        AdminCommand::Restore { file, replace } => {
+            let content = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            Request::Restore { content, replace }
+        }
         AdminCommand::Import { files, dry_run } => {
             return super::import::run(&config, &files, dry_run, args.json).await;
         }
     };
-    let result = match client::Target::connect(&config).await {
+    let target = if matches!(request, Request::Restore { .. }) {
+        client::Target::connect_creating(&config).await
+    } else {
+        client::Target::connect(&config).await
+    };
+    let result = match target {
         Ok(target) => {
             let r = target.run(request.clone(), &Silent).await;
             target.close().await;
@@ -85,6 +96,55 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = generated {
             println!("password: {p}\n(shown only this once)");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `meet admin backup FILE`: the database from the server (or the data dir), written to FILE
+/// readable by its owner only (it holds the password hashes).
+async fn backup(
+    config: &crate::config::Config,
+    file: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let result = match client::Target::connect(config).await {
+        Ok(target) => {
+            let r = target.run(Request::Backup, &Silent).await;
+            target.close().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    let value = match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("meet admin: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let content = value["content"].as_str().unwrap_or_default();
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("writing {}", file.display()))?;
+    out.write_all(content.as_bytes())?;
+    out.sync_all()?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"file": file, "bytes": content.len()})
+        );
+    } else {
+        println!(
+            "wrote {} bytes to {} (accounts, meetings and recording records; the recordings' audio stays in the storage)",
+            content.len(),
+            file.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -182,6 +242,14 @@ fn print_human(request: &Request, v: &Value) {
             println!("{} recording(s)", rows.len());
         }
         Request::RecordingDelete { id } => println!("deleted recording {id} and its files"),
+        Request::Restore { .. } => {
+            let st = &v["stats"];
+            println!(
+                "restored {} bytes: {} host(s), {} student(s), {} meeting(s), {} recording record(s)",
+                v["bytes"], st["hosts"], st["students"], st["meetings"]["total"], st["recordings"]
+            );
+            println!("(the recordings' audio is not in a backup: it stays in the storage)");
+        }
         Request::MeetingEnd { .. } => println!(
             "meeting {} is {} ({})",
             s(v, "_id"),

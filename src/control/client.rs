@@ -86,6 +86,16 @@ impl Target {
     /// The running server if its socket answers, else the database directly (once, for every
     /// request of this command).
     pub async fn connect(config: &Config) -> Result<Self, ClientError> {
+        Self::open(config, false).await
+    }
+
+    /// Like [`Target::connect`], but with no server an empty data dir is made (`meet admin
+    /// restore` into a data dir that has never run).
+    pub async fn connect_creating(config: &Config) -> Result<Self, ClientError> {
+        Self::open(config, true).await
+    }
+
+    async fn open(config: &Config, create: bool) -> Result<Self, ClientError> {
         let socket = config.control_socket();
         if send(&socket, &Request::Ping, &crate::jobs::Silent)
             .await?
@@ -94,7 +104,7 @@ impl Target {
             return Ok(Self::Server(socket));
         }
         // No server: the database must already be there; an offline command never makes one.
-        if !config.data_dir.exists() {
+        if !create && !config.data_dir.exists() {
             return Err(ClientError::Offline(format!(
                 "no meet server answers on {} and there is no data in {}; start `meet serve` or pass --data-dir",
                 socket.display(),

@@ -90,6 +90,8 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
             json!({"deleted": id})
         }
         Request::Stats => v(&services.stats().await?),
+        Request::Backup => json!({"content": services.backup().await?}),
+        Request::Restore { content, replace } => v(&services.restore(&content, replace).await?),
         Request::Import { files, dry_run } => v(&services.import(files, dry_run, progress).await?),
     })
 }

@@ -47,6 +47,14 @@ pub enum Request {
         id: String,
     },
     Stats,
+    /// `meet admin backup`: the database as SurrealQL, in the reply (the client writes it).
+    Backup,
+    /// `meet admin restore`: a backup's text, read by the client.
+    Restore {
+        content: String,
+        #[serde(default)]
+        replace: bool,
+    },
     /// `meet admin import`: the files' contents travel in the request, read by the client with
     /// the operator's permissions (a packaged server, running as `meet`, could not read them).
     Import {

@@ -3,6 +3,7 @@
 //! `store` and `storage`, and announces what happened on an event channel.
 
 mod auth;
+mod backup;
 mod compat;
 mod import;
 mod links;
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
 pub use auth::{Checked, Login, PasswordHasher, TokenIssuer};
+pub use backup::Restored;
 pub use compat::{HostStats, Link};
 pub use import::{Counts, ImportFile, ImportReport, MappedId, Skipped};
 pub use links::{LINK_SECONDS, LinkSigner};

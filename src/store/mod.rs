@@ -3,6 +3,7 @@
 //! One [`Store`] wraps a SurrealDB connection made through `engine::any`: `surrealkv://DIR` on
 //! disk (the default), `mem://` in tests, or a remote `ws://`/`wss://` server.
 
+mod backup;
 mod cache;
 mod import;
 mod meetings;

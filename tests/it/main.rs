@@ -1,6 +1,7 @@
 //! One integration-test binary: real servers on 127.0.0.1:0, the embedded database in memory
 //! (or on disk for the smoke test), real HTTP clients.
 
+mod backup;
 mod bad_input;
 mod common;
 mod compat;
