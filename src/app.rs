@@ -208,10 +208,8 @@ pub async fn start_with_clock(
         Err(e) => tracing::warn!(error = %e, "could not look for recordings to recover"),
     }
     let realtime = crate::realtime::Realtime::start(Arc::clone(&services));
-    let http = Arc::new(HttpState::new(
-        Arc::clone(&services),
-        Arc::clone(&realtime.hub),
-    ));
+    let hub = Arc::clone(&realtime.hub);
+    let http = Arc::new(HttpState::new(Arc::clone(&services), Arc::clone(&hub)));
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.shutdown_grace;
     let http_task = tokio::spawn(crate::http::server::serve(
@@ -228,6 +226,7 @@ pub async fn start_with_clock(
         control,
         control_path,
         Arc::clone(&services),
+        hub,
     ));
     let scheduler = if config.jobs.enabled {
         Some(crate::jobs::scheduler::start(Arc::clone(&services)).await?)

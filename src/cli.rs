@@ -24,7 +24,7 @@ pub enum Command {
     /// Run maintenance jobs now: cleanup, archive, retention.
     Jobs(JobsArgs),
     /// A live dashboard of the running server.
-    Top(CommonArgs),
+    Top(TopArgs),
     /// Print shell completions (the Debian package installs them).
     Completions {
         #[arg(value_enum)]
@@ -43,6 +43,18 @@ pub struct CommonArgs {
     /// Data directory (database, JWT secret, control socket, local recordings).
     #[arg(long, value_name = "DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Print one snapshot (rates over one second) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: JSON for scripts.
+    #[arg(long, requires = "once")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Jobs(args) => jobs::run(args).await,
-            Command::Top(args) => top::run(&args),
+            Command::Top(args) => top::run(&args).await,
             Command::Completions { shell } => {
                 let mut cmd = <Cli as clap::CommandFactory>::command();
                 let mut text = Vec::new();

@@ -90,6 +90,22 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
             json!({"deleted": id})
         }
         Request::Stats => v(&services.stats().await?),
+        Request::ParticipantMute {
+            meeting,
+            user,
+            muted,
+        } => {
+            services.set_muted(&op, &meeting, &user, muted).await?;
+            json!({"meeting": meeting, "user": user, "muted": muted})
+        }
+        // Served by the control server itself, from the live server's state.
+        Request::Top | Request::Watch => {
+            return Err(Error::Unavailable {
+                code: "no_server",
+                message: "meet top shows a running server: none answers on the control socket"
+                    .into(),
+            });
+        }
         Request::Backup => json!({"content": services.backup().await?}),
         Request::Restore { content, replace } => v(&services.restore(&content, replace).await?),
         Request::Import { files, dry_run } => v(&services.import(files, dry_run, progress).await?),

@@ -34,6 +34,12 @@ pub enum Request {
     MeetingEnd {
         id: String,
     },
+    /// `meet top`'s `m`: mute or unmute a participant, server-side.
+    ParticipantMute {
+        meeting: String,
+        user: String,
+        muted: bool,
+    },
     JobRun {
         name: String,
         #[serde(default)]
@@ -47,6 +53,11 @@ pub enum Request {
         id: String,
     },
     Stats,
+    /// `meet top --once`: one [`crate::realtime::snapshot::Snapshot`].
+    Top,
+    /// `meet top`: a snapshot now and then every second, each as `Reply::Ok`, until the client
+    /// goes away.
+    Watch,
     /// `meet admin backup`: the database as SurrealQL, in the reply (the client writes it).
     Backup,
     /// `meet admin restore`: a backup's text, read by the client.

@@ -41,7 +41,12 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 }
 
 /// Accepts control connections until the task is dropped.
-pub async fn serve(listener: UnixListener, path: PathBuf, services: Arc<Services>) {
+pub async fn serve(
+    listener: UnixListener,
+    path: PathBuf,
+    services: Arc<Services>,
+    hub: Arc<crate::realtime::Hub>,
+) {
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     loop {
         let stream = match listener.accept().await {
@@ -58,8 +63,9 @@ pub async fn serve(listener: UnixListener, path: PathBuf, services: Arc<Services
             .ok()
             .is_some_and(|c| c.uid() == 0 || Some(c.uid()) == owner);
         let services = Arc::clone(&services);
+        let hub = Arc::clone(&hub);
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, allowed, &services).await {
+            if let Err(e) = handle(stream, allowed, &services, &hub).await {
                 tracing::debug!(error = %e, "control connection failed");
             }
         });
@@ -81,7 +87,12 @@ impl Progress for Channel {
 /// collections are a few megabytes for a school's worth of accounts and meetings).
 const MAX_REQUEST: u64 = 256 * 1024 * 1024;
 
-async fn handle(stream: UnixStream, allowed: bool, services: &Services) -> std::io::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    allowed: bool,
+    services: &Services,
+    hub: &crate::realtime::Hub,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let limit = if allowed { MAX_REQUEST } else { 64 * 1024 };
@@ -104,6 +115,14 @@ async fn handle(stream: UnixStream, allowed: bool, services: &Services) -> std::
                 code: "bad_request".into(),
                 message: e.to_string(),
             },
+            Ok(Request::Top) => match hub.snapshot().await {
+                Ok(s) => Reply::Ok(serde_json::to_value(s).unwrap_or_default()),
+                Err(e) => {
+                    let (code, message) = super::refusal(e);
+                    Reply::Error { code, message }
+                }
+            },
+            Ok(Request::Watch) => return watch(&mut write, hub).await,
             Ok(request) => {
                 tracing::info!(target: "meet::control", op = ?std::mem::discriminant(&request), "control request");
                 let (tx, mut rx) = mpsc::unbounded_channel();
@@ -131,6 +150,27 @@ async fn handle(stream: UnixStream, allowed: bool, services: &Services) -> std::
     };
     write_reply(&mut write, &final_reply).await?;
     write.shutdown().await
+}
+
+/// A snapshot every second until the watcher goes (its end of the socket closes: the write
+/// fails). Nothing is held between two snapshots.
+async fn watch(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    hub: &crate::realtime::Hub,
+) -> std::io::Result<()> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let reply = match hub.snapshot().await {
+            Ok(s) => Reply::Ok(serde_json::to_value(s).unwrap_or_default()),
+            Err(e) => {
+                let (code, message) = super::refusal(e);
+                Reply::Error { code, message }
+            }
+        };
+        write_reply(write, &reply).await?;
+    }
 }
 
 async fn write_reply(

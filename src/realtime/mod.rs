@@ -12,6 +12,7 @@ mod presence;
 mod relay;
 mod session;
 mod signal;
+pub mod snapshot;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -67,6 +68,11 @@ impl Stats {
     /// Open Socket.IO connections.
     pub fn sockets(&self) -> u64 {
         self.sockets.load(Relaxed)
+    }
+
+    /// Relay audio frames delivered to listeners, since the start.
+    pub fn relay_frames(&self) -> u64 {
+        self.audio_delivered.load(Relaxed)
     }
 
     pub fn render(&self, out: &mut String) {

@@ -219,7 +219,8 @@ impl Services {
         muted: bool,
     ) -> Result<()> {
         let meeting = self.meeting(meeting_id).await?;
-        if !access::is_meeting_host(who, &meeting) {
+        // The host, or an operator (`meet top` through the control socket).
+        if !access::may_end(who, &meeting) {
             return Err(Error::Forbidden("Only the host can mute participants"));
         }
         if !meeting.status.is_open() {

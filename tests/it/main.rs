@@ -20,3 +20,4 @@ mod sfu;
 mod sio;
 mod slow;
 mod smoke;
+mod top;
