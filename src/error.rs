@@ -1,5 +1,6 @@
-//! The service error: what can go wrong with a request, independent of how it is answered.
-//! `http::error::ApiError` renders it as the contract's JSON; the control socket sends it as text.
+//! The service error: what can go wrong with a request; and the contract's rendering of it
+//! (`ApiError`: the status, the `code` of each error and its `message`), shared by the HTTP API
+//! (which writes it as JSON), the Socket.IO acknowledgements and the control socket.
 
 use std::time::Duration;
 
@@ -81,5 +82,114 @@ impl Error {
 impl From<surrealdb::Error> for Error {
     fn from(e: surrealdb::Error) -> Self {
         Self::Database(e.to_string())
+    }
+}
+
+/// An error as the contract answers it: `{"status":"error","code","message"}` with this HTTP
+/// status (and `errors` for validation, `Retry-After` for rate limits).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: http::StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: http::StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(http::StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let message = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => "Validation failed".to_owned(),
+        };
+        Self {
+            errors,
+            ..Self::new(http::StatusCode::BAD_REQUEST, "validation_failed", message)
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(http::StatusCode::NOT_FOUND, "not_found", "No such resource")
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("Request body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests; try again later",
+            )
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        use http::StatusCode as S;
+        match e {
+            Error::BadRequest(m) => Self::bad_request(m),
+            Error::Validation(errors) => Self::validation(errors),
+            Error::Unauthorized => {
+                Self::new(S::UNAUTHORIZED, "unauthorized", "Authentication required")
+            }
+            Error::InvalidCredentials => Self::new(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid username or password",
+            ),
+            Error::AccountDisabled => {
+                Self::new(S::FORBIDDEN, "account_disabled", "This account is disabled")
+            }
+            Error::Forbidden(m) => Self::new(S::FORBIDDEN, "forbidden", m),
+            Error::NotFound(what) => {
+                Self::new(S::NOT_FOUND, "not_found", format!("{what} not found"))
+            }
+            Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
+            Error::Gone { code, message } => Self::new(S::GONE, code, message),
+            Error::Unavailable { code, message } => {
+                Self::new(S::SERVICE_UNAVAILABLE, code, message)
+            }
+            Error::DailyLimit(n) => Self::new(
+                S::TOO_MANY_REQUESTS,
+                "daily_meeting_limit",
+                format!("Daily meeting limit ({n}) reached"),
+            ),
+            Error::RateLimited { retry_after } => Self::rate_limited(retry_after.as_secs()),
+            e @ Error::TooLarge { .. } => {
+                Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
+            }
+            e @ (Error::Storage(_) | Error::Database(_) | Error::Internal(_)) => {
+                // Logged in full here, answered generically.
+                tracing::error!(error = %e, "request failed");
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The service is temporarily unavailable; try again",
+                )
+            }
+        }
     }
 }

@@ -9,7 +9,6 @@ use serde_json::Value;
 use crate::cli::{
     AdminArgs, AdminCommand, HostCommand, MeetingCommand, RecordingCommand, StudentCommand,
 };
-use crate::control::client;
 use crate::control::proto::Request;
 use crate::jobs::Silent;
 
@@ -66,9 +65,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let target = if matches!(request, Request::Restore { .. }) {
-        client::Target::connect_creating(&config).await
+        super::target(&config, true).await
     } else {
-        client::Target::connect(&config).await
+        super::target(&config, false).await
     };
     let result = match target {
         Ok(target) => {
@@ -109,7 +108,7 @@ async fn backup(
 ) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
-    let result = match client::Target::connect(config).await {
+    let result = match super::target(config, false).await {
         Ok(target) => {
             let r = target.run(Request::Backup, &Silent).await;
             target.close().await;

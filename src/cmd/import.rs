@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::control::client;
 use crate::control::proto::Request;
 use crate::jobs::Progress;
 use crate::service::{Counts, ImportFile, ImportReport};
@@ -48,7 +47,7 @@ pub async fn run(
         eprintln!("meet admin import: no file could be read; nothing imported");
         return Ok(ExitCode::FAILURE);
     }
-    let target = match client::Target::connect(config).await {
+    let target = match super::target(config, false).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("meet admin import: {e}");

@@ -7,7 +7,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{JobsArgs, JobsCommand};
-use crate::control::client;
 use crate::control::proto::Request;
 use crate::jobs::{JobInfo, Progress, Report, Silent};
 
@@ -44,7 +43,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
     let style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    let target = match client::Target::connect(&config).await {
+    let target = match super::target(&config, false).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("meet jobs: {e}");
@@ -104,7 +103,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
 
 /// `meet jobs list`: a table (or JSON) of the jobs.
 async fn list(config: &crate::config::Config, json: bool) -> anyhow::Result<ExitCode> {
-    let target = match client::Target::connect(config).await {
+    let target = match super::target(config, false).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("meet jobs: {e}");

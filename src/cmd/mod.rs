@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, CommonArgs};
 use crate::config::{Config, Overrides};
+use crate::control::client::{self, ClientError};
+use crate::control::proto::Request;
 
 pub fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -58,6 +60,36 @@ fn print_all(text: &[u8]) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Where a command's requests go: the running server if its control socket answers, else the
+/// database opened by this process (once, for every request of the command). With `create`
+/// an empty data dir is made (`meet admin restore`); otherwise an offline command never makes
+/// one. The choice is made here, at the edge: `control` knows the protocol, not the start-up.
+async fn target(config: &Config, create: bool) -> Result<client::Target, ClientError> {
+    let socket = config.control_socket();
+    if client::send(&socket, &Request::Ping, &crate::jobs::Silent)
+        .await?
+        .is_some()
+    {
+        return Ok(client::Target::Server(socket));
+    }
+    if !create && !config.data_dir.exists() {
+        return Err(ClientError::Offline(format!(
+            "no meet server answers on {} and there is no data in {}; start `meet serve` or pass --data-dir",
+            socket.display(),
+            config.data_dir.display()
+        )));
+    }
+    let services = crate::app::open_services(config)
+        .await
+        .map_err(|e| match e {
+            crate::app::StartError::Store(crate::store::OpenError::Locked(url)) => {
+                ClientError::Locked(url)
+            }
+            other => ClientError::Offline(other.to_string()),
+        })?;
+    Ok(client::Target::Direct(std::sync::Arc::new(services)))
 }
 
 /// The configuration for a command that talks to a server.

@@ -7,7 +7,6 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use super::proto::{Reply, Request};
-use crate::config::Config;
 use crate::jobs::Progress;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,45 +82,6 @@ pub enum Target {
 }
 
 impl Target {
-    /// The running server if its socket answers, else the database directly (once, for every
-    /// request of this command).
-    pub async fn connect(config: &Config) -> Result<Self, ClientError> {
-        Self::open(config, false).await
-    }
-
-    /// Like [`Target::connect`], but with no server an empty data dir is made (`meet admin
-    /// restore` into a data dir that has never run).
-    pub async fn connect_creating(config: &Config) -> Result<Self, ClientError> {
-        Self::open(config, true).await
-    }
-
-    async fn open(config: &Config, create: bool) -> Result<Self, ClientError> {
-        let socket = config.control_socket();
-        if send(&socket, &Request::Ping, &crate::jobs::Silent)
-            .await?
-            .is_some()
-        {
-            return Ok(Self::Server(socket));
-        }
-        // No server: the database must already be there; an offline command never makes one.
-        if !create && !config.data_dir.exists() {
-            return Err(ClientError::Offline(format!(
-                "no meet server answers on {} and there is no data in {}; start `meet serve` or pass --data-dir",
-                socket.display(),
-                config.data_dir.display()
-            )));
-        }
-        let services = crate::app::open_services(config)
-            .await
-            .map_err(|e| match e {
-                crate::app::StartError::Store(crate::store::OpenError::Locked(url)) => {
-                    ClientError::Locked(url)
-                }
-                other => ClientError::Offline(other.to_string()),
-            })?;
-        Ok(Self::Direct(Arc::new(services)))
-    }
-
     pub async fn run(
         &self,
         request: Request,

@@ -114,7 +114,7 @@ pub async fn exec(services: &Services, request: Request, progress: &dyn Progress
 
 /// A refused request as `(code, message)`, with field errors spelled out.
 pub(crate) fn refusal(e: Error) -> (String, String) {
-    let api = crate::http::error::ApiError::from(e);
+    let api = crate::error::ApiError::from(e);
     let detail = api
         .errors
         .iter()

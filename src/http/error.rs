@@ -8,16 +8,8 @@ use serde::Serialize;
 use warp::Reply;
 use warp::reject::Rejection;
 
-use crate::error::{Error, FieldError};
-
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub errors: Vec<FieldError>,
-    pub retry_after: Option<u64>,
-}
+pub use crate::error::ApiError;
+use crate::error::FieldError;
 
 impl warp::reject::Reject for ApiError {}
 
@@ -31,54 +23,6 @@ struct Body<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            errors: Vec::new(),
-            retry_after: None,
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    pub fn validation(errors: Vec<FieldError>) -> Self {
-        let message = match errors.as_slice() {
-            [one] => format!("{}: {}", one.field, one.message),
-            _ => "Validation failed".to_owned(),
-        };
-        Self {
-            errors,
-            ..Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
-        }
-    }
-
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource")
-    }
-
-    pub fn too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("Request body is larger than {limit} bytes"),
-        )
-    }
-
-    pub fn rate_limited(retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after.max(1)),
-            ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests; try again later",
-            )
-        }
-    }
-
     pub fn into_rejection(self) -> Rejection {
         warp::reject::custom(self)
     }
@@ -99,54 +43,6 @@ impl Reply for ApiError {
                 .insert(http::header::RETRY_AFTER, secs.into());
         }
         res
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        use StatusCode as S;
-        match e {
-            Error::BadRequest(m) => Self::bad_request(m),
-            Error::Validation(errors) => Self::validation(errors),
-            Error::Unauthorized => {
-                Self::new(S::UNAUTHORIZED, "unauthorized", "Authentication required")
-            }
-            Error::InvalidCredentials => Self::new(
-                S::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid username or password",
-            ),
-            Error::AccountDisabled => {
-                Self::new(S::FORBIDDEN, "account_disabled", "This account is disabled")
-            }
-            Error::Forbidden(m) => Self::new(S::FORBIDDEN, "forbidden", m),
-            Error::NotFound(what) => {
-                Self::new(S::NOT_FOUND, "not_found", format!("{what} not found"))
-            }
-            Error::Conflict { code, message } => Self::new(S::CONFLICT, code, message),
-            Error::Gone { code, message } => Self::new(S::GONE, code, message),
-            Error::Unavailable { code, message } => {
-                Self::new(S::SERVICE_UNAVAILABLE, code, message)
-            }
-            Error::DailyLimit(n) => Self::new(
-                S::TOO_MANY_REQUESTS,
-                "daily_meeting_limit",
-                format!("Daily meeting limit ({n}) reached"),
-            ),
-            Error::RateLimited { retry_after } => Self::rate_limited(retry_after.as_secs()),
-            e @ Error::TooLarge { .. } => {
-                Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
-            }
-            e @ (Error::Storage(_) | Error::Database(_) | Error::Internal(_)) => {
-                // Logged in full here, answered generically.
-                tracing::error!(error = %e, "request failed");
-                Self::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "The service is temporarily unavailable; try again",
-                )
-            }
-        }
     }
 }
 

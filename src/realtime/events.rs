@@ -14,8 +14,8 @@ use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use super::connect::{self, Release};
 use super::session::Session;
 use super::{Hub, meeting_room, user_room};
+use crate::error::ApiError;
 use crate::error::{Error, Result};
-use crate::http::error::ApiError;
 
 pub fn register(s: &SocketRef) {
     s.on("join-meeting", join_meeting);
