@@ -22,7 +22,7 @@ use crate::domain::access::Identity;
 use crate::domain::meetings::Mode;
 use crate::domain::users::Role;
 use crate::error::Error;
-use crate::service::Link;
+use crate::service::{Link, require};
 
 /// The paths served here (prefixes of them): every other path skips this module.
 pub const PREFIXES: &[&str] = &[
@@ -94,14 +94,6 @@ fn both(status: StatusCode, mut body: Value, data: Value) -> Response {
         m.insert("data".into(), data);
     }
     super::json(status, &body)
-}
-
-fn only(who: &Identity, role: Role) -> crate::error::Result<()> {
-    if who.role == role {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("You are not allowed to do this"))
-    }
 }
 
 /// `http(s)://host` of the request, for a signed link's absolute URL; the scheme from
@@ -240,7 +232,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<ChangePasswordBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, ip: IpAddr, b: ChangePasswordBody| async move {
-                match only(&who, Role::Host) {
+                match require(&who, Role::Host) {
                     Ok(()) => change_password(s, who, ip, b).await,
                     Err(e) => Ok(ApiError::from(e).into_response()),
                 }
@@ -254,7 +246,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<ChangePasswordBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, ip: IpAddr, b: ChangePasswordBody| async move {
-                match only(&who, Role::Student) {
+                match require(&who, Role::Student) {
                     Ok(()) => change_password(s, who, ip, b).await,
                     Err(e) => Ok(ApiError::from(e).into_response()),
                 }
@@ -266,11 +258,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<CreateBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, b: CreateBody| async move {
-                let created = match b.topic() {
-                    Ok(topic) => s.services.create_meeting(&who, topic).await,
-                    Err(e) => Err(e),
-                };
-                answer(created, |m| {
+                answer(b.create(&s, &who).await, |m| {
                     both(StatusCode::CREATED, j!({"meeting": m}), j!({"meeting": m}))
                 })
             },

@@ -23,11 +23,18 @@ pub(super) struct CreateBody {
 }
 
 impl CreateBody {
-    pub(super) fn topic(&self) -> crate::error::Result<&str> {
-        self.topic
+    /// Creates the meeting as `who`.
+    pub(super) async fn create(
+        &self,
+        s: &HttpState,
+        who: &Identity,
+    ) -> crate::error::Result<crate::domain::meetings::Meeting> {
+        let topic = self
+            .topic
             .as_deref()
             .or(self.title.as_deref())
-            .ok_or_else(|| Error::invalid("topic", "is required"))
+            .ok_or_else(|| Error::invalid("topic", "is required"))?;
+        s.services.create_meeting(who, topic).await
     }
 }
 
@@ -91,11 +98,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and(json::<CreateBody>())
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, b: CreateBody| async move {
-                let created = match b.topic() {
-                    Ok(topic) => s.services.create_meeting(&who, topic).await,
-                    Err(e) => Err(e),
-                };
-                answer(created, |m| {
+                answer(b.create(&s, &who).await, |m| {
                     super::json(StatusCode::CREATED, &j!({"meeting": m}))
                 })
             },

@@ -147,10 +147,7 @@ async fn audio_of(
         return s.services.linked_audio(id, track).await;
     }
     let who = who.ok_or(Error::Unauthorized)?;
-    match track {
-        Some(user) => s.services.recording_track(who, id, user).await,
-        None => s.services.recording_audio(who, id).await,
-    }
+    s.services.recording_audio(who, id, track).await
 }
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {

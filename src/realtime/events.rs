@@ -14,8 +14,8 @@ use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use super::connect::{self, Release};
 use super::session::Session;
 use super::{Hub, meeting_room, user_room};
-use crate::error::ApiError;
-use crate::error::{Error, Result};
+use crate::domain::meetings::Mode;
+use crate::error::{ApiError, Error, Result};
 
 pub fn register(s: &SocketRef) {
     s.on("join-meeting", join_meeting);
@@ -30,15 +30,41 @@ pub fn register(s: &SocketRef) {
     s.on("audio-status-change", audio_status);
     s.on("mute-participant", mute_participant);
     s.on("unmute-participant", unmute_participant);
-    s.on("switch-mode", switch_mode);
-    s.on("enable-private-mode", enable_private_mode);
-    s.on("disable-private-mode", to_broadcast);
-    s.on("end-private-chat", to_broadcast);
+    // The mode events and the answers to a private-talk request: each one call of
+    // `set_mode` or `answer_private`.
+    for (event, mode) in [
+        ("switch-mode", None),
+        ("enable-private-mode", Some(Mode::Private)),
+        ("disable-private-mode", Some(Mode::Broadcast)),
+        ("end-private-chat", Some(Mode::Broadcast)),
+    ] {
+        s.on(
+            event,
+            move |s: SocketRef,
+                  TryData(d): TryData<Value>,
+                  ack: AckSender,
+                  State(hub): State<Arc<Hub>>| async move {
+                reply(ack, set_mode(&s, &hub, d, mode).await);
+            },
+        );
+    }
+    for (event, accept) in [
+        ("accept-private-conversation", true),
+        ("accept-private-chat", true),
+        ("decline-private-conversation", false),
+    ] {
+        s.on(
+            event,
+            move |s: SocketRef,
+                  TryData(d): TryData<Value>,
+                  ack: AckSender,
+                  State(hub): State<Arc<Hub>>| async move {
+                reply(ack, answer_private(&s, &hub, d, accept).await);
+            },
+        );
+    }
     s.on("request-private-conversation", request_private);
     s.on("request-private-chat", request_private);
-    s.on("accept-private-conversation", accept_private);
-    s.on("accept-private-chat", accept_private);
-    s.on("decline-private-conversation", decline_private);
     s.on("pong", pong);
     s.on("webrtc-signal", super::signal::webrtc_signal);
     s.on_fallback(unknown_event);
@@ -260,9 +286,8 @@ async fn set_mode(
     s: &SocketRef,
     hub: &Hub,
     data: Result<Value, socketioxide::ParserError>,
-    mode: Option<crate::domain::meetings::Mode>,
+    mode: Option<Mode>,
 ) -> Result<Value> {
-    use crate::domain::meetings::Mode;
     let session = session(s)?;
     let body = mode_body(data)?;
     let meeting = meeting_of(&session, body.meeting_id.as_deref())?;
@@ -279,38 +304,6 @@ async fn set_mode(
         .switch_mode(&session.user, &meeting, mode, body.student())
         .await?;
     Ok(json!({"meetingId": m.id, "mode": m.mode, "participantId": m.private_participant_id}))
-}
-
-/// `switch-mode {mode, participantId | studentId | targetUserId}`: the REST rules.
-async fn switch_mode(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    State(hub): State<Arc<Hub>>,
-) {
-    reply(ack, set_mode(&s, &hub, data, None).await);
-}
-
-/// The original's `enable-private-mode {studentId}`.
-async fn enable_private_mode(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    State(hub): State<Arc<Hub>>,
-) {
-    let private = Some(crate::domain::meetings::Mode::Private);
-    reply(ack, set_mode(&s, &hub, data, private).await);
-}
-
-/// The original's `disable-private-mode` and `end-private-chat`: back to broadcast.
-async fn to_broadcast(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    State(hub): State<Arc<Hub>>,
-) {
-    let broadcast = Some(crate::domain::meetings::Mode::Broadcast);
-    reply(ack, set_mode(&s, &hub, data, broadcast).await);
 }
 
 /// A student asks the host for a private talk (`request-private-conversation`).
@@ -351,26 +344,6 @@ async fn answer_private(
         .answer_private(&session.user, &meeting, student, accept)
         .await?;
     Ok(json!({"meetingId": m.id, "mode": m.mode, "participantId": m.private_participant_id}))
-}
-
-/// The host accepts (`accept-private-conversation {studentId}`): private mode with them.
-async fn accept_private(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    State(hub): State<Arc<Hub>>,
-) {
-    reply(ack, answer_private(&s, &hub, data, true).await);
-}
-
-/// The host declines (`decline-private-conversation {studentId}`).
-async fn decline_private(
-    s: SocketRef,
-    TryData(data): TryData<Value>,
-    ack: AckSender,
-    State(hub): State<Arc<Hub>>,
-) {
-    reply(ack, answer_private(&s, &hub, data, false).await);
 }
 
 #[derive(Deserialize)]

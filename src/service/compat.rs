@@ -78,11 +78,7 @@ impl Services {
         id: &str,
         track: Option<&str>,
     ) -> Result<(Link, i64)> {
-        let location = match track {
-            Some(user) => self.recording_track(who, id, user).await?,
-            None => self.recording_audio(who, id).await?,
-        };
-        Ok(match location {
+        Ok(match self.recording_audio(who, id, track).await? {
             Location::Url(url) => {
                 let seconds = match &self.config.storage {
                     StorageConfig::S3(s3) => i64::from(s3.presign_seconds),
@@ -124,26 +120,7 @@ impl Services {
             .recording(id)
             .await?
             .ok_or(Error::NotFound("Recording"))?;
-        if row.status != "completed" {
-            return Err(Error::conflict(
-                "recording_not_ready",
-                "This recording has no audio yet",
-            ));
-        }
-        let key = match track {
-            None => &row.object_key,
-            Some(user) => {
-                &row.tracks
-                    .iter()
-                    .find(|t| t.user_id == user)
-                    .ok_or(Error::NotFound("Track"))?
-                    .object_key
-            }
-        };
-        self.storage
-            .location(key)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))
+        self.located(&row, track).await
     }
 
     /// The original's "end recording" by the recording's id: stops its meeting's recording.

@@ -29,7 +29,7 @@ pub use meetings::{JoinOutcome, MeetingDetail};
 pub use private::{PrivateRequest, PrivateRequests};
 pub use record::Done;
 pub use recordings::{MeetingCounts, Stats};
-pub use users::{AdminBootstrap, UserPatch};
+pub use users::{AdminBootstrap, UserPatch, require};
 pub use views::{HostRef, Participant, Playback, Recording, User};
 
 use crate::clock::Clock;

@@ -93,17 +93,42 @@ impl Services {
         Ok(self.audible_recording(who, id).await?.into())
     }
 
-    /// Where the audio of a completed recording can be read.
-    pub async fn recording_audio(&self, who: &Identity, id: &str) -> Result<Location> {
+    /// Where the audio of a completed recording the caller may hear can be read: the mix, or
+    /// one speaker's file (`?track=USER_ID`).
+    pub async fn recording_audio(
+        &self,
+        who: &Identity,
+        id: &str,
+        track: Option<&str>,
+    ) -> Result<Location> {
         let row = self.audible_recording(who, id).await?;
+        self.located(&row, track).await
+    }
+
+    /// Where a completed recording's mix, or one speaker's file, is.
+    pub(super) async fn located(
+        &self,
+        row: &RecordingRow,
+        track: Option<&str>,
+    ) -> Result<Location> {
         if row.status != "completed" {
             return Err(Error::conflict(
                 "recording_not_ready",
                 "This recording has no audio yet",
             ));
         }
+        let key = match track {
+            None => &row.object_key,
+            Some(user) => {
+                &row.tracks
+                    .iter()
+                    .find(|t| t.user_id == user)
+                    .ok_or(Error::NotFound("Track"))?
+                    .object_key
+            }
+        };
         self.storage
-            .location(&row.object_key)
+            .location(key)
             .await
             .map_err(|e| Error::Storage(e.to_string()))
     }
@@ -145,31 +170,6 @@ impl Services {
             _ => {}
         }
         self.store.delete_recording(&row.id).await
-    }
-
-    /// The file of one speaker of a recording the caller may hear (`?track=USER_ID`).
-    pub async fn recording_track(
-        &self,
-        who: &Identity,
-        id: &str,
-        user_id: &str,
-    ) -> Result<Location> {
-        let row = self.audible_recording(who, id).await?;
-        if row.status != "completed" {
-            return Err(Error::conflict(
-                "recording_not_ready",
-                "This recording has no audio yet",
-            ));
-        }
-        let track = row
-            .tracks
-            .iter()
-            .find(|t| t.user_id == user_id)
-            .ok_or(Error::NotFound("Track"))?;
-        self.storage
-            .location(&track.object_key)
-            .await
-            .map_err(|e| Error::Storage(e.to_string()))
     }
 
     /// Stored objects no recording refers to (left by a recording deleted while its upload

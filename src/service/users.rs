@@ -320,7 +320,7 @@ impl Services {
 }
 
 /// The caller must have this role.
-pub(super) fn require(who: &Identity, role: Role) -> Result<()> {
+pub fn require(who: &Identity, role: Role) -> Result<()> {
     if who.role == role {
         Ok(())
     } else {

@@ -6,15 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::smoke::{Process, data_dir, json_out, login, meet};
+use crate::smoke::{Process, data_dir, json_out, meet, signed_in};
 
 async fn token(client: &reqwest::Client, base: &str, user: &str, pass: &str) -> String {
-    let v: Value = login(client, base, user, pass)
-        .await
-        .json()
-        .await
-        .expect("json");
-    v["token"].as_str().expect("token").to_owned()
+    signed_in(client, base, user, pass).await.1
 }
 
 async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {

@@ -133,6 +133,24 @@ pub fn json_out(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("json output")
 }
 
+/// Logs in: (user id, token).
+pub async fn signed_in(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    pass: &str,
+) -> (String, String) {
+    let v: Value = login(client, base, user, pass)
+        .await
+        .json()
+        .await
+        .expect("json");
+    (
+        v["_id"].as_str().expect("id").to_owned(),
+        v["token"].as_str().expect("token").to_owned(),
+    )
+}
+
 pub async fn login(
     client: &reqwest::Client,
     base: &str,

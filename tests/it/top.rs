@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::rtc::Participant;
-use crate::smoke::{BIN, Process, data_dir, login, meet};
+use crate::smoke::{BIN, Process, data_dir, meet, signed_in as token};
 
 struct Tmux(String);
 
@@ -78,18 +78,6 @@ impl Drop for Tmux {
             .args(["kill-session", "-t", &self.0])
             .status();
     }
-}
-
-async fn token(client: &reqwest::Client, base: &str, user: &str, pass: &str) -> (String, String) {
-    let v: Value = login(client, base, user, pass)
-        .await
-        .json()
-        .await
-        .expect("json");
-    (
-        v["_id"].as_str().expect("id").to_owned(),
-        v["token"].as_str().expect("token").to_owned(),
-    )
 }
 
 /// A rate column of a participant's line that is not zero.
