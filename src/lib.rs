@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod media;
 pub mod realtime;
+pub mod secret;
 pub mod service;
 pub mod storage;
 pub mod store;

@@ -8,7 +8,29 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 
-use crate::config::{IceAuth, IceServer};
+use crate::secret::Secret;
+
+/// A STUN/TURN server from `[[media.ice_servers]]`.
+#[derive(Debug, Clone)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub auth: IceAuth,
+}
+
+#[derive(Debug, Clone)]
+pub enum IceAuth {
+    None,
+    /// Fixed TURN credentials.
+    Static {
+        username: String,
+        credential: Secret,
+    },
+    /// Time-limited credentials from a secret shared with the TURN server (TURN REST API).
+    Rest {
+        secret: Secret,
+        ttl: std::time::Duration,
+    },
+}
 
 /// One entry of `iceServers`, in the shape of the browser's `RTCIceServer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,7 +83,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Secret;
 
     #[test]
     fn turn_rest_credentials_match_coturn() {

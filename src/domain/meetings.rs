@@ -3,8 +3,28 @@
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::MeetingLimits;
 use crate::error::{Error, Result};
+
+/// What one meeting and one host may use (`[meetings]` in meet.toml).
+#[derive(Debug, Clone, Copy)]
+pub struct MeetingLimits {
+    pub max_participants: u32,
+    pub max_duration_seconds: u64,
+    pub daily_limit: u32,
+    /// The day of the daily limit starts at midnight here.
+    pub time_zone: chrono_tz::Tz,
+}
+
+impl Default for MeetingLimits {
+    fn default() -> Self {
+        Self {
+            max_participants: 50,
+            max_duration_seconds: 18_000,
+            daily_limit: 25,
+            time_zone: chrono_tz::UTC,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

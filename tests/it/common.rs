@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use meet::app::AppHandle;
 use meet::clock::ManualClock;
-use meet::config::{Config, Secret};
+use meet::config::Config;
+use meet::secret::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

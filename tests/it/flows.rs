@@ -542,7 +542,8 @@ async fn path_forms_take_the_originals_body_and_leaving_an_ended_meeting_succeed
 
 #[tokio::test]
 async fn the_join_answer_carries_the_configured_ice_servers() {
-    use meet::config::{IceAuth, IceServer, Secret};
+    use meet::domain::ice::{IceAuth, IceServer};
+    use meet::secret::Secret;
     let t = TestServer::start_with(|c| {
         c.ice_servers = vec![
             IceServer {

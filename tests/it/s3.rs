@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use meet::config::{S3Config, Secret, StorageConfig};
+use meet::config::{S3Config, StorageConfig};
+use meet::secret::Secret;
 use meet::storage::{Location, Storage};
 use serde_json::{Value, json};
 
