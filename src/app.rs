@@ -36,6 +36,8 @@ pub enum StartError {
     Jobs(#[from] crate::jobs::scheduler::SchedulerError),
     #[error("first admin: {0}")]
     Admin(crate::error::Error),
+    #[error("web client files in {path}: {cause}")]
+    Assets { path: String, cause: std::io::Error },
 }
 
 /// Opens what the services stand on (used by `meet serve` and by offline `meet admin`).
@@ -209,7 +211,20 @@ pub async fn start_with_clock(
     }
     let realtime = crate::realtime::Realtime::start(Arc::clone(&services));
     let hub = Arc::clone(&realtime.hub);
-    let http = Arc::new(HttpState::new(Arc::clone(&services), Arc::clone(&hub)));
+    let assets = match &config.web.assets_dir {
+        Some(dir) => {
+            crate::http::web::Assets::from_dir(dir).map_err(|cause| StartError::Assets {
+                path: dir.display().to_string(),
+                cause,
+            })?
+        }
+        None => crate::http::web::Assets::embedded(),
+    };
+    let http = Arc::new(HttpState::new(
+        Arc::clone(&services),
+        Arc::clone(&hub),
+        assets,
+    ));
     let (stop, mut stopped) = watch::channel(false);
     let grace = config.shutdown_grace;
     let http_task = tokio::spawn(crate::http::server::serve(

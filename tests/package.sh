@@ -27,7 +27,8 @@ say "built $deb ($(du -h "$deb" | cut -f1))"
 
 files=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/meet ./etc/meet/meet.toml ./usr/lib/systemd/system/meet.service \
-    ./usr/lib/sysusers.d/meet.conf ./usr/share/meet/index.html ./usr/share/man/man1/meet.1.gz \
+    ./usr/lib/sysusers.d/meet.conf ./usr/share/meet/index.html ./usr/share/meet/js/app.js ./usr/share/meet/js/ui/room.js \
+    ./usr/share/meet/vendor/socket.io.esm.min.js ./usr/share/meet/vendor/socket.io-client.LICENSE ./usr/share/man/man1/meet.1.gz \
     ./usr/share/bash-completion/completions/meet ./usr/share/zsh/vendor-completions/_meet \
     ./usr/share/fish/vendor_completions.d/meet.fish ./usr/share/doc/meet/README.md \
     ./usr/share/doc/meet/API.md ./usr/share/doc/meet/CHANGELOG.md; do
@@ -71,11 +72,15 @@ serve() {
 }
 stop() { kill -TERM "$server"; wait "$server" || true; }
 : >/tmp/meet-serve.log
+# A mark in the installed client: served only if the packaged config's web.assets_dir is used.
+echo "// served from /usr/share/meet" >>/usr/share/meet/js/app.js
 serve
 ready=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
 say "dpkg -i to /healthz: ${ready} s"
 grep -q "password" /tmp/meet-serve.log || fail "the first admin password was not printed"
-curl -fsS "http://127.0.0.1:$port/" | grep -q "meet is running" || fail "/ does not serve the page"
+curl -fsS "http://127.0.0.1:$port/" | grep -q 'src="/js/app.js"' || fail "/ does not serve the web client"
+curl -fsS "http://127.0.0.1:$port/js/app.js" | grep -q "served from /usr/share/meet" ||
+    fail "/js/app.js is not the one in /usr/share/meet"
 # The packaged admin command finds the packaged server with no flags (from any folder).
 (cd / && meet admin host add packaged-host --password-stdin <<<"packaged-pass") >/dev/null ||
     fail "meet admin host add"

@@ -20,6 +20,7 @@ mod server;
 mod sources;
 mod storage;
 mod values;
+mod web;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use server::{RawServer, parse_listen};
 pub use sources::DEFAULT_CONFIG_PATHS;
 pub use storage::{RawS3, RawStorage, S3Config, StorageConfig};
 pub use values::Text;
+pub use web::{RawWeb, WebConfig};
 
 use crate::domain::ice::IceServer;
 use crate::domain::meetings::MeetingLimits;
@@ -78,6 +80,7 @@ pub struct RawConfig {
     pub logging: RawLogging,
     pub realtime: RawRealtime,
     pub media: RawMedia,
+    pub web: RawWeb,
 }
 
 /// The validated configuration.
@@ -101,6 +104,7 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     pub media: MediaConfig,
     pub recordings: RecordingsConfig,
+    pub web: WebConfig,
 }
 
 /// What the command line adds on top of the file and the environment.
@@ -185,6 +189,7 @@ impl Config {
         let realtime = realtime::validate(&raw.realtime)?;
         let media = media::validate(&raw.media)?;
         let (recordings, retention) = recordings::validate(raw.recordings, &server.data_dir)?;
+        let web = web::validate(raw.web)?;
         let ice_servers = raw
             .media
             .ice_servers
@@ -210,6 +215,7 @@ impl Config {
             ice_servers,
             media,
             recordings,
+            web,
         })
     }
 

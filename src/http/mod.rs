@@ -15,7 +15,7 @@ mod ratelimit;
 mod recordings;
 pub mod server;
 mod student;
-mod web;
+pub mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -40,10 +40,18 @@ pub struct HttpState {
     pub realtime: Arc<crate::realtime::Hub>,
     /// `Strict-Transport-Security`, when configured.
     pub hsts: Option<http::HeaderValue>,
+    /// The web client's files.
+    pub assets: Arc<web::Assets>,
+    /// `Content-Security-Policy` of every response.
+    pub csp: http::HeaderValue,
 }
 
 impl HttpState {
-    pub fn new(services: Arc<Services>, realtime: Arc<crate::realtime::Hub>) -> Self {
+    pub fn new(
+        services: Arc<Services>,
+        realtime: Arc<crate::realtime::Hub>,
+        assets: web::Assets,
+    ) -> Self {
         let http = &services.config.http;
         let limiter = RateLimiter::new(
             http.requests_per_window,
@@ -54,12 +62,15 @@ impl HttpState {
         let hsts = http.hsts_max_age.and_then(|age| {
             http::HeaderValue::from_str(&format!("max-age={age}; includeSubDomains")).ok()
         });
+        let csp = web::content_security_policy(&services.config.storage);
         Self {
             services,
             limiter,
             metrics: Metrics::default(),
             realtime,
             hsts,
+            assets: Arc::new(assets),
+            csp,
         }
     }
 }
@@ -154,7 +165,7 @@ pub fn routes(state: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(health::routes(state))
         .unify()
-        .or(web::routes())
+        .or(web::routes(Arc::clone(&state.assets)))
         .unify();
     api.recover(error::recover).unify().boxed()
 }

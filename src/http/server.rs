@@ -28,10 +28,6 @@ use super::{HttpState, Response};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; img-src 'self' data:; \
-                   style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
-                   frame-ancestors 'none'";
-
 /// How long a client may take to send its request headers, and its body.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -226,10 +222,7 @@ impl AppService {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         );
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        );
+        h.insert(header::CONTENT_SECURITY_POLICY, self.state.csp.clone());
         h.insert(COOP, HeaderValue::from_static("same-origin"));
         if let Some(hsts) = &self.state.hsts {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
