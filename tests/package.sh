@@ -28,7 +28,7 @@ say "built $deb ($(du -h "$deb" | cut -f1))"
 files=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/meet ./etc/meet/meet.toml ./usr/lib/systemd/system/meet.service \
     ./usr/lib/sysusers.d/meet.conf ./usr/share/meet/index.html ./usr/share/meet/js/app.js ./usr/share/meet/js/ui/room.js \
-    ./usr/share/meet/vendor/socket.io.esm.min.js ./usr/share/meet/vendor/socket.io-client.LICENSE ./usr/share/man/man1/meet.1.gz \
+    ./usr/share/meet/vendor/socket.io.min.js ./usr/share/meet/vendor/socket.io-client.LICENSE ./usr/share/man/man1/meet.1.gz \
     ./usr/share/bash-completion/completions/meet ./usr/share/zsh/vendor-completions/_meet \
     ./usr/share/fish/vendor_completions.d/meet.fish ./usr/share/doc/meet/README.md \
     ./usr/share/doc/meet/API.md ./usr/share/doc/meet/CHANGELOG.md; do

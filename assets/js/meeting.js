@@ -2,7 +2,6 @@
 // the audio path (WebRTC to the SFU, or the PCM relay when WebRTC cannot connect). No DOM:
 // screens subscribe with `on(event, fn)` and call the methods.
 
-import { io } from "/vendor/socket.io.esm.min.js";
 import { WebRtcAudio } from "./webrtc.js";
 import { RelayAudio } from "./relay.js";
 
@@ -48,7 +47,9 @@ export class MeetingConnection {
   /** Connects the socket, then the audio, with the microphone `deviceId` (or the default). */
   async open(deviceId) {
     const { token, meetingId } = this.opts;
-    const socket = io(location.origin, { path: "/ws", auth: { token, meetingId }, transports: ["websocket", "polling"] });
+    // socket.io-client's browser build (vendor/), loaded by index.html: its ES module build
+    // cannot send or receive binary attachments, which the relay's audio is.
+    const socket = /** @type {any} */ (globalThis).io(location.origin, { path: "/ws", auth: { token, meetingId }, transports: ["websocket", "polling"] });
     this.socket = socket;
     const ack = await new Promise((resolve, reject) => {
       socket.once("connection-ack", resolve);

@@ -237,7 +237,12 @@ mod tests {
     #[test]
     fn the_policy_names_the_s3_endpoint_only_for_media() {
         let local = content_security_policy(&StorageConfig::Local { dir: "x".into() });
-        assert!(local.to_str().expect("ascii").contains("media-src 'self' blob:;"));
+        assert!(
+            local
+                .to_str()
+                .expect("ascii")
+                .contains("media-src 'self' blob:;")
+        );
         assert_eq!(
             origin("http://127.0.0.1:9000/bucket"),
             "http://127.0.0.1:9000"

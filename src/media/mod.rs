@@ -9,6 +9,7 @@
 //! socket on the sans-IO core, with batched sends) can replace this one behind the same
 //! interface.
 
+pub mod bridge;
 pub mod engine;
 mod peer;
 mod ports;
@@ -18,7 +19,7 @@ pub mod rtp;
 pub mod sdp;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -88,11 +89,21 @@ pub struct Shared {
     stats: Arc<MediaStats>,
     events: mpsc::UnboundedSender<MediaEvent>,
     generation: AtomicU64,
+    /// Each meeting's packets for its relay listeners ([`bridge`]).
+    outlets: bridge::Outlets,
+    /// Who has a WebRTC connection, by meeting (kept by the rooms).
+    connected: Mutex<HashMap<String, HashSet<Arc<str>>>>,
 }
 
 impl Shared {
     fn next_generation(&self) -> u64 {
         self.generation.fetch_add(1, Relaxed) + 1
+    }
+
+    fn connected(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<Arc<str>>>> {
+        self.connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -100,6 +111,8 @@ impl Shared {
 pub struct Sfu {
     shared: Arc<Shared>,
     rooms: Mutex<HashMap<String, mpsc::UnboundedSender<RoomCmd>>>,
+    /// Relay speakers' frames on their way to their publisher, by (meeting, user).
+    relayed: Mutex<HashMap<(String, String), mpsc::Sender<bridge::RelayFrame>>>,
     sampler: JoinHandle<()>,
 }
 
@@ -118,11 +131,14 @@ impl Sfu {
             stats: Arc::new(MediaStats::default()),
             events,
             generation: AtomicU64::new(0),
+            outlets: bridge::Outlets::default(),
+            connected: Mutex::new(HashMap::new()),
         });
         let sampler = tokio::spawn(sample_rates(Arc::clone(&shared)));
         let sfu = Self {
             shared,
             rooms: Mutex::new(HashMap::new()),
+            relayed: Mutex::new(HashMap::new()),
             sampler,
         };
         (sfu, rx)
@@ -253,6 +269,63 @@ impl Sfu {
         }
     }
 
+    /// The users of `meeting` who have a WebRTC connection.
+    pub fn connected(&self, meeting: &str) -> HashSet<Arc<str>> {
+        self.shared
+            .connected()
+            .get(meeting)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A relay speaker's frame (Int16 LE mono at `rate`), for the meeting's WebRTC listeners;
+    /// nothing when the meeting has no WebRTC room or the speaker has a connection of their
+    /// own. Never waits: a speaker whose publisher is behind loses the frame.
+    pub fn relay_audio(&self, meeting: &str, user: &str, rate: u32, pcm: &bytes::Bytes) {
+        let Some(room) = self.room(meeting) else {
+            return;
+        };
+        if self
+            .shared
+            .connected()
+            .get(meeting)
+            .is_some_and(|c| c.contains(user))
+        {
+            return;
+        }
+        let frame = bridge::RelayFrame {
+            rate,
+            pcm: pcm.clone(),
+        };
+        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (meeting.to_owned(), user.to_owned());
+        let frame = match relayed.get(&key).map(|tx| tx.try_send(frame)) {
+            None => bridge::RelayFrame {
+                rate,
+                pcm: pcm.clone(),
+            },
+            Some(Ok(()) | Err(mpsc::error::TrySendError::Full(_))) => return,
+            Some(Err(mpsc::error::TrySendError::Closed(frame))) => frame,
+        };
+        let (tx, frames) = mpsc::channel(bridge::RELAY_QUEUE);
+        if room
+            .send(RoomCmd::Relayed {
+                user: user.into(),
+                frames,
+            })
+            .is_ok()
+        {
+            let _ = tx.try_send(frame);
+            relayed.insert(key, tx);
+        }
+    }
+
+    /// From now on the meeting's WebRTC speakers' packets go to `tx` as well (`None`: no
+    /// more), for the relay listeners ([`bridge`]).
+    pub fn set_outlet(&self, meeting: &str, tx: Option<mpsc::Sender<bridge::Heard>>) {
+        self.shared.outlets.set(meeting, tx);
+    }
+
     /// The meetings that have a room.
     pub fn meetings(&self) -> Vec<String> {
         self.rooms().keys().cloned().collect()
@@ -260,6 +333,11 @@ impl Sfu {
 
     /// The meeting ended: every connection in it closes.
     pub async fn end(&self, meeting: &str) {
+        self.shared.outlets.remove(meeting);
+        self.relayed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(m, _), _| m != meeting);
         let tx = self.rooms().remove(meeting);
         if let Some(tx) = tx {
             let (done, closed) = oneshot::channel();

@@ -22,6 +22,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::bridge::Outlet;
 use super::engine::{Bridge, PcEvent};
 use super::ports::PortLease;
 use super::record::recorder::Tap;
@@ -382,19 +383,23 @@ impl Peer {
             PcEvent::Track(track) => {
                 match self.publisher.take() {
                     Some(cmds) => {
-                        let tap =
-                            self.ctx.shared.recorder.as_ref().map(|r| {
-                                (r.tap(&self.ctx.meeting), Arc::clone(&self.ctx.key.user))
-                            });
-                        tokio::spawn(publish(
-                            track,
-                            std::mem::take(&mut self.early_legs),
+                        let tap = self
+                            .ctx
+                            .shared
+                            .recorder
+                            .as_ref()
+                            .map(|r| r.tap(&self.ctx.meeting));
+                        let publisher = Publisher {
+                            user: Arc::clone(&self.ctx.key.user),
+                            legs: std::mem::take(&mut self.early_legs),
                             cmds,
-                            self.level_id,
-                            Arc::clone(&self.stats),
-                            Arc::clone(&self.ctx.shared.stats),
+                            level_id: self.level_id,
+                            stats: Arc::clone(&self.stats),
+                            server: Arc::clone(&self.ctx.shared.stats),
                             tap,
-                        ));
+                            outlet: self.ctx.shared.outlets.get(&self.ctx.meeting),
+                        };
+                        tokio::spawn(publish(track, publisher));
                     }
                     // One microphone per participant: any other stream is read and dropped.
                     None => {
@@ -607,22 +612,37 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// allocation, lock or await of our own per packet: leg changes are picked up with a
 /// non-blocking receive, routing is one atomic load per leg, and a subscriber whose
 /// connection cannot take the packet at once loses that packet rather than stalling others.
-fn apply(legs: &mut Vec<Arc<Leg>>, cmd: PublishCmd) {
+pub(super) fn apply(legs: &mut Vec<Arc<Leg>>, cmd: PublishCmd) {
     match cmd {
         PublishCmd::Add(leg) => legs.push(leg),
         PublishCmd::RemoveSubscriber(key) => legs.retain(|l| l.subscriber != key),
     }
 }
 
-async fn publish(
-    track: Arc<dyn TrackRemote>,
-    mut legs: Vec<Arc<Leg>>,
-    mut cmds: mpsc::UnboundedReceiver<PublishCmd>,
+/// What a speaker's publisher works with besides the track.
+struct Publisher {
+    user: Arc<str>,
+    legs: Vec<Arc<Leg>>,
+    cmds: mpsc::UnboundedReceiver<PublishCmd>,
     level_id: Option<u8>,
     stats: Arc<PeerStats>,
     server: Arc<MediaStats>,
-    tap: Option<(Tap, Arc<str>)>,
-) {
+    /// The meeting's recordings, and its relay listeners (`bridge`).
+    tap: Option<Tap>,
+    outlet: Arc<Outlet>,
+}
+
+async fn publish(track: Arc<dyn TrackRemote>, p: Publisher) {
+    let Publisher {
+        user,
+        mut legs,
+        mut cmds,
+        level_id,
+        stats,
+        server,
+        tap,
+        outlet,
+    } = p;
     while let Some(ev) = track.poll().await {
         let mut packet = match ev {
             TrackRemoteEvent::OnRtpPacket(p) => p,
@@ -640,44 +660,52 @@ async fn publish(
             let loudness = (rtp::loudness(level) * 1e6) as u32;
             stats.peak_level.fetch_max(loudness, Relaxed);
         }
-        if let Some((tap, user)) = &tap {
+        if let Some(tap) = &tap {
             let h = &packet.header;
             tap.rtp(
-                user,
+                &user,
                 h.ssrc,
                 h.sequence_number,
                 h.timestamp,
                 &packet.payload,
             );
         }
+        outlet.offer(&user, packet.header.sequence_number, &packet.payload);
         rtp::strip_extensions(&mut packet.header);
-        let (mut sent, mut dropped) = (0u64, 0u64);
-        for leg in &legs {
-            if !leg.audible.load(Relaxed) {
-                continue;
+        forward(&legs, &packet, &server);
+    }
+}
+
+/// Sends one (stripped) packet to every audible leg; a subscriber whose connection cannot take
+/// it at once loses it, and nobody waits.
+pub(super) fn forward(legs: &[Arc<Leg>], packet: &rtc::rtp::Packet, server: &MediaStats) {
+    let bytes = packet.payload.len() as u64;
+    let (mut sent, mut dropped) = (0u64, 0u64);
+    for leg in legs {
+        if !leg.audible.load(Relaxed) {
+            continue;
+        }
+        let mut copy = packet.clone();
+        rtp::retarget(&mut copy.header, leg.ssrc, leg.payload_type);
+        match leg.track.write_rtp(copy).now_or_never() {
+            Some(Ok(())) => {
+                sent += 1;
+                leg.subscriber_stats.packets_out.fetch_add(1, Relaxed);
+                leg.subscriber_stats.bytes_out.fetch_add(bytes, Relaxed);
             }
-            let mut copy = packet.clone();
-            rtp::retarget(&mut copy.header, leg.ssrc, leg.payload_type);
-            match leg.track.write_rtp(copy).now_or_never() {
-                Some(Ok(())) => {
-                    sent += 1;
-                    leg.subscriber_stats.packets_out.fetch_add(1, Relaxed);
-                    leg.subscriber_stats.bytes_out.fetch_add(bytes, Relaxed);
-                }
-                // The subscriber's connection is closing: its leg goes with the next update.
-                Some(Err(_)) => {}
-                None => {
-                    dropped += 1;
-                    leg.subscriber_stats.dropped_out.fetch_add(1, Relaxed);
-                }
+            // The subscriber's connection is closing: its leg goes with the next update.
+            Some(Err(_)) => {}
+            None => {
+                dropped += 1;
+                leg.subscriber_stats.dropped_out.fetch_add(1, Relaxed);
             }
         }
-        if sent > 0 {
-            server.forwarded_packets.fetch_add(sent, Relaxed);
-            server.forwarded_bytes.fetch_add(sent * bytes, Relaxed);
-        }
-        if dropped > 0 {
-            server.dropped_packets.fetch_add(dropped, Relaxed);
-        }
+    }
+    if sent > 0 {
+        server.forwarded_packets.fetch_add(sent, Relaxed);
+        server.forwarded_bytes.fetch_add(sent * bytes, Relaxed);
+    }
+    if dropped > 0 {
+        server.dropped_packets.fetch_add(dropped, Relaxed);
     }
 }

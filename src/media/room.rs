@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::bridge::{self, RelayFrame};
 use super::peer::{self, Ending, Leg, PeerCmd, PeerCtx, PeerHandle, PeerKey, PublishCmd};
+use super::record::mix::Encoding;
 use super::{Candidate, MediaError, MediaEvent, Shared};
 use crate::domain::routing::{Audience, RouteState, audience, may_hear};
 
@@ -49,6 +51,17 @@ pub enum RoomCmd {
     LegReady(Arc<Leg>),
     /// From a peer task, as it ends.
     Closed { key: PeerKey, ending: Ending },
+    /// A relay speaker's frames, to be heard by the WebRTC participants ([`super::bridge`]).
+    Relayed {
+        user: Arc<str>,
+        frames: mpsc::Receiver<RelayFrame>,
+    },
+}
+
+/// A relay speaker the WebRTC participants get a stream of, as of another participant.
+struct Relayed {
+    key: PeerKey,
+    publish: mpsc::UnboundedSender<PublishCmd>,
 }
 
 struct Room {
@@ -58,6 +71,7 @@ struct Room {
     route: RouteState,
     route_version: u64,
     peers: HashMap<Arc<str>, PeerHandle>,
+    relayed: HashMap<Arc<str>, Relayed>,
     legs: Vec<Arc<Leg>>,
     early: HashMap<Arc<str>, Vec<Candidate>>,
     /// Peers closed by the room whose tasks have not finished yet.
@@ -80,6 +94,7 @@ pub fn spawn(
         route,
         route_version,
         peers: HashMap::new(),
+        relayed: HashMap::new(),
         legs: Vec::new(),
         early: HashMap::new(),
         closing: 0,
@@ -143,6 +158,7 @@ impl Room {
             }
             RoomCmd::Leave { user, owner } => {
                 self.early.remove(&user);
+                self.drop_relayed(&user);
                 let owned = self
                     .peers
                     .get(&user)
@@ -162,6 +178,7 @@ impl Room {
                 let _ = done.send(());
             }
             RoomCmd::LegReady(leg) => self.add_leg(leg),
+            RoomCmd::Relayed { user, frames } => self.add_relayed(user, frames),
             RoomCmd::Closed { key, ending } => {
                 if self.peers.get(&key.user).is_some_and(|p| p.key == key) {
                     tracing::info!(meeting = %self.id, user = %key.user, ?ending, "peer connection ended");
@@ -200,6 +217,7 @@ impl Room {
         if self.peers.contains_key(&user) {
             self.remove(&user, true);
         }
+        self.drop_relayed(&user);
         let key = PeerKey {
             user: Arc::clone(&user),
             generation: self.shared.next_generation(),
@@ -219,8 +237,53 @@ impl Room {
             let (tx, _) = oneshot::channel();
             let _ = handle.cmd.send(PeerCmd::Candidate(candidate, tx));
         }
+        self.shared
+            .connected()
+            .entry(self.id.to_string())
+            .or_default()
+            .insert(Arc::clone(&user));
         self.peers.insert(user, handle);
         self.update_speakers();
+    }
+
+    /// A relay speaker becomes a stream of every WebRTC participant (unless they have a
+    /// connection of their own, or already are one: then the newer frames replace the older).
+    fn add_relayed(&mut self, user: Arc<str>, frames: mpsc::Receiver<RelayFrame>) {
+        if self.ending || self.peers.contains_key(&user) {
+            return;
+        }
+        self.drop_relayed(&user);
+        let key = PeerKey {
+            user: Arc::clone(&user),
+            generation: self.shared.next_generation(),
+        };
+        let (publish, cmds) = mpsc::unbounded_channel();
+        tokio::spawn(bridge::publish_relay(
+            frames,
+            cmds,
+            Encoding {
+                bitrate: 32_000,
+                complexity: 0,
+            },
+            Arc::clone(&self.shared.stats),
+        ));
+        tracing::debug!(meeting = %self.id, %user, "relay speaker bridged to WebRTC");
+        self.relayed.insert(user, Relayed { key, publish });
+        self.update_speakers();
+    }
+
+    /// The user's relayed stream goes (their publisher ends with its command channel).
+    fn drop_relayed(&mut self, user: &str) {
+        if let Some(r) = self.relayed.remove(user) {
+            self.legs.retain(|leg| {
+                let keep = leg.speaker != r.key;
+                if !keep {
+                    leg.audible.store(false, Relaxed);
+                }
+                keep
+            });
+            self.update_speakers();
+        }
     }
 
     /// Closes the user's peer (when `close`) and takes its legs out.
@@ -228,6 +291,9 @@ impl Room {
         let Some(handle) = self.peers.remove(user) else {
             return;
         };
+        if let Some(c) = self.shared.connected().get_mut(&*self.id) {
+            c.remove(user);
+        }
         if close && handle.cmd.send(PeerCmd::Close).is_ok() {
             self.closing += 1;
         }
@@ -241,6 +307,9 @@ impl Room {
         });
         for p in self.peers.values() {
             let _ = p.publish.send(PublishCmd::RemoveSubscriber(key.clone()));
+        }
+        for r in self.relayed.values() {
+            let _ = r.publish.send(PublishCmd::RemoveSubscriber(key.clone()));
         }
         self.update_speakers();
     }
@@ -257,6 +326,7 @@ impl Room {
                 .values()
                 .filter(|o| o.key != p.key)
                 .map(|o| o.key.clone())
+                .chain(self.relayed.values().map(|r| r.key.clone()))
                 .collect();
             let _ = p.cmd.send(PeerCmd::Speakers(speakers));
         }
@@ -264,16 +334,25 @@ impl Room {
 
     fn add_leg(&mut self, leg: Arc<Leg>) {
         let live = |k: &PeerKey| self.peers.get(&k.user).is_some_and(|p| p.key == *k);
-        if !live(&leg.speaker) || !live(&leg.subscriber) {
+        let relayed = self
+            .relayed
+            .get(&leg.speaker.user)
+            .filter(|r| r.key == leg.speaker);
+        if !(live(&leg.speaker) || relayed.is_some()) || !live(&leg.subscriber) {
             return;
         }
         leg.audible.store(
             may_hear(&self.route, &leg.speaker.user, &leg.subscriber.user),
             Relaxed,
         );
-        if let Some(speaker) = self.peers.get(&leg.speaker.user) {
-            let _ = speaker.publish.send(PublishCmd::Add(Arc::clone(&leg)));
-        }
+        let publisher = match relayed {
+            Some(r) => &r.publish,
+            None => match self.peers.get(&leg.speaker.user) {
+                Some(p) => &p.publish,
+                None => return,
+            },
+        };
+        let _ = publisher.send(PublishCmd::Add(Arc::clone(&leg)));
         self.legs.push(leg);
     }
 
@@ -309,6 +388,8 @@ impl Room {
     /// Closes every peer and waits (a while) for their tasks to finish.
     async fn end(&mut self, rx: &mut mpsc::UnboundedReceiver<RoomCmd>) {
         self.ending = true;
+        self.relayed.clear();
+        self.shared.connected().remove(&*self.id);
         let users: Vec<Arc<str>> = self.peers.keys().cloned().collect();
         for user in users {
             self.remove(&user, true);

@@ -59,6 +59,10 @@ pub struct MediaStats {
     pub dropped_packets: AtomicU64,
     pub received_packets: AtomicU64,
     pub renegotiations: AtomicU64,
+    /// Opus packets made from relay speakers' PCM for WebRTC listeners, and WebRTC speakers'
+    /// packets decoded for relay listeners (counted by the realtime side).
+    pub bridged_to_webrtc: AtomicU64,
+    pub bridged_to_relay: AtomicU64,
     /// Forwarded packets per second over the last sampling second.
     pub forwarded_per_second: AtomicU64,
     pub(super) ports_leased: AtomicU64,
@@ -164,6 +168,18 @@ impl MediaStats {
                 "counter",
                 "Offers the server made to change a participant's streams",
                 self.renegotiations.load(Relaxed),
+            ),
+            (
+                "meet_bridge_packets_to_webrtc_total",
+                "counter",
+                "Opus packets encoded from relay speakers for WebRTC listeners",
+                self.bridged_to_webrtc.load(Relaxed),
+            ),
+            (
+                "meet_bridge_packets_to_relay_total",
+                "counter",
+                "WebRTC speakers' packets decoded for relay listeners",
+                self.bridged_to_relay.load(Relaxed),
             ),
             (
                 "meet_sfu_udp_ports_leased",

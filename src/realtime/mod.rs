@@ -5,6 +5,7 @@
 //! `relay` the audio, `presence` keeps who is connected where, `session` what one socket carries,
 //! `signal` passes WebRTC signalling between sockets and the SFU (`crate::media`).
 
+mod bridge;
 mod connect;
 mod events;
 pub mod pcm;
@@ -272,10 +273,11 @@ impl Realtime {
         let events = tokio::spawn(run_events(Arc::clone(&hub), services.subscribe()));
         let pings = tokio::spawn(run_pings(Arc::clone(&hub)));
         let media = tokio::spawn(signal::run_media_events(Arc::clone(&hub), media_events));
+        let bridge = tokio::spawn(bridge::run(Arc::clone(&hub)));
         Self {
             hub,
             layer,
-            tasks: vec![events, pings, media],
+            tasks: vec![events, pings, media, bridge],
         }
     }
 

@@ -47,6 +47,11 @@ impl Room {
     pub fn has(&self, user: &str) -> bool {
         self.members.contains_key(user)
     }
+
+    /// The users with a socket in the meeting.
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
 }
 
 /// What detaching a socket left behind.

@@ -39,18 +39,18 @@ pub struct AudioIn {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct AudioOut<'a> {
-    audio_data: Bytes,
-    user_id: &'a str,
+pub(super) struct AudioOut<'a> {
+    pub audio_data: Bytes,
+    pub user_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<Role>,
+    pub role: Option<Role>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    is_private: Option<bool>,
-    sample_rate: u32,
-    channels: u8,
-    timestamp: &'a str,
+    pub is_private: Option<bool>,
+    pub sample_rate: u32,
+    pub channels: u8,
+    pub timestamp: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
+    pub seq: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -235,6 +235,11 @@ async fn relay(
             &frame.pcm,
             to,
         );
+    }
+    // For the meeting's WebRTC listeners (the SFU applies the routing rule on its legs).
+    if kind == Kind::Broadcast {
+        hub.media
+            .relay_audio(&meeting, &session.user.id, frame.sample_rate, &frame.pcm);
     }
     let (expected, room) = match &target {
         Target::Nobody => return Ok(0),

@@ -109,6 +109,26 @@ export function toneWav(hz, seconds = 10, amplitude = 0.3) {
   return file;
 }
 
+/** A mono 16-bit 48 kHz WAV of silence with a 30 ms 1 kHz burst every second (clicks). */
+export function clickWav(seconds = 10) {
+  const rate = 48000, n = rate * seconds;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write("RIFF", 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write("WAVE", 8);
+  buf.write("fmt ", 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
+  buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) {
+    const inBurst = i % rate < rate * 0.03;
+    const v = inBurst ? Math.sin((2 * Math.PI * 1000 * i) / rate) * 0.8 : 0;
+    buf.writeInt16LE(Math.round(v * 32767), 44 + i * 2);
+  }
+  const dir = path.join(OUTPUT, "wav");
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "clicks.wav");
+  writeFileSync(file, buf);
+  return file;
+}
+
 /** One Chromium, headless, with a fake microphone playing `wav` (or a beep when absent). */
 export async function browser(wav) {
   return chromium.launch({

@@ -115,3 +115,16 @@ test("recorded from the UI, played to its end in a student's page", async () => 
   assert.ok(Math.abs(played - rec.duration) <= 0.05 * rec.duration, `played ${played} s of ${rec.duration} s`);
   await screenshot(ana, "student-recordings-played");
 });
+
+test("after its connection drops, a browser reconnects and is heard again", async () => {
+  await bob.goto(server.url + "/#/student/meetings");
+  await joinRoom(bob, s.meeting);
+  await until("the host hears bob", async () => (await growth(host, 1000))[ids.bob]?.energy > HEARS);
+  const before = await bob.evaluate(() => window.meetRoom.audio.pc);
+  // The network goes: the socket's transport closes under the client, which reconnects.
+  await bob.evaluate(() => window.meetRoom.socket.io.engine.close());
+  await bob.getByText("Reconnected.").waitFor({ timeout: 20000 });
+  await until("a new connection", async () => bob.evaluate((old) => window.meetRoom.audio.pc !== old && window.meetRoom.audio.pc.connectionState === "connected", before));
+  await until("the host hears bob again", async () => (await growth(host, 1000))[ids.bob]?.energy > HEARS);
+  await until("bob hears the host again", async () => (await growth(bob, 1000))[ids.host]?.energy > HEARS);
+});

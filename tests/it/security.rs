@@ -60,7 +60,11 @@ async fn the_page_at_the_root_is_html_that_needs_nothing_external() {
 async fn the_web_client_is_served_from_a_configured_folder_with_every_file_typed() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::create_dir_all(dir.path().join("js")).expect("mkdir");
-    std::fs::write(dir.path().join("index.html"), "<!doctype html><p>our school</p>").expect("write");
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!doctype html><p>our school</p>",
+    )
+    .expect("write");
     std::fs::write(dir.path().join("js/app.js"), "export const x = 1;").expect("write");
     let folder = dir.path().to_path_buf();
     let t = TestServer::start_with(move |c| c.web.assets_dir = Some(folder)).await;
@@ -68,14 +72,26 @@ async fn the_web_client_is_served_from_a_configured_folder_with_every_file_typed
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("text").contains("our school"));
     let js = t.client.get(t.url("/js/app.js")).send().await.expect("get");
-    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     assert!(js.headers().contains_key("etag"));
     // Only files of the folder: no path out of it, and the API's 404 for anything else.
-    for path in ["/../Cargo.toml", "/js/../../x", "/vendor/socket.io.esm.min.js"] {
+    for path in [
+        "/../Cargo.toml",
+        "/js/../../x",
+        "/vendor/socket.io.esm.min.js",
+    ] {
         let r = t.client.get(t.url(path)).send().await.expect("get");
         assert_eq!(r.status(), 404, "{path}");
     }
-    let head = t.client.head(t.url("/js/app.js")).send().await.expect("head");
+    let head = t
+        .client
+        .head(t.url("/js/app.js"))
+        .send()
+        .await
+        .expect("head");
     assert_eq!(head.status(), 200);
 }
 

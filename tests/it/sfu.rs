@@ -703,3 +703,150 @@ async fn host_candidates_announce_the_configured_public_address() {
     );
     ana.quit().await;
 }
+
+/// 20 ms of a tone at `hz` as Int16 LE, continuing from sample `at`.
+fn tone_frame(hz: f64, at: &mut u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1920);
+    for _ in 0..960 {
+        let t = *at as f64 / 48_000.0;
+        let v = (0.3 * (2.0 * std::f64::consts::PI * hz * t).sin() * 32_767.0) as i16;
+        out.extend_from_slice(&v.to_le_bytes());
+        *at += 1;
+    }
+    out
+}
+
+/// The dominant frequency of Int16 LE PCM at 48 kHz, from its zero crossings.
+fn frequency(pcm: &[u8]) -> f64 {
+    let s: Vec<i16> = pcm
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0)
+}
+
+/// Who a relay client heard since it last looked: speaker → (frames, frequency of the last).
+fn relay_heard(client: &mut Client) -> HashMap<String, (usize, f64)> {
+    let mut out: HashMap<String, (usize, f64)> = HashMap::new();
+    client.drain_events("audio-broadcast", |data| {
+        let user = data["userId"].as_str().unwrap_or_default().to_owned();
+        let hz = frequency(&crate::sio::bin(&data["audioData"]));
+        let e = out.entry(user).or_default();
+        e.0 += 1;
+        e.1 = hz;
+    });
+    out
+}
+
+/// A relay participant (python-socketio sending an 880 Hz tone as Int16 PCM) and two aiortc
+/// peers meet: the peers decode the relay speaker from the stream the bridge adds to their
+/// connections, the relay client gets the peers' audio decoded to PCM, and private mode and
+/// mutes hold across the bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_and_webrtc_participants_hear_each_other_through_the_bridge() {
+    let c = class(2, |_| {}).await;
+    let base = &c.server.base;
+    let (host_id, ana_id, ben_id) = (&c.host.0, &c.students[0].0, &c.students[1].0);
+    let mut host = Aiortc::join(base, &c.host.1, &c.meeting, host_id, 440).await;
+    let mut ana = Aiortc::join(base, &c.students[0].1, &c.meeting, ana_id, 660).await;
+    let mut ben = Client::spawn(Kind::Python).await;
+    ben.connect(base, AuthForm::Object, &c.students[1].1, Some(&c.meeting))
+        .await
+        .expect("ben connects");
+    let mut at = 0u64;
+    // Ben speaks in 100 ms bursts between looks, so that what is checked is fresh.
+    async fn speak(ben: &mut Client, at: &mut u64) {
+        for _ in 0..5 {
+            let frame = crate::sio::to_bin(&tone_frame(880.0, at));
+            ben.emit(
+                "broadcast-audio",
+                json!({"audioData": frame, "format": "s16", "sampleRate": 48_000}),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let hears = |got: &HashMap<String, f64>, who: &String, hz: f64| {
+        got.get(who).is_some_and(|f| (f - hz).abs() <= 20.0)
+    };
+
+    // Broadcast: the peers hear ben's tone, and ben hears both peers' tones.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        speak(&mut ben, &mut at).await;
+        let (h, a) = (tones(&mut host).await, tones(&mut ana).await);
+        let r = relay_heard(&mut ben);
+        let relay_ok = |who: &String, hz: f64| {
+            r.get(who)
+                .is_some_and(|(n, f)| *n > 2 && (f - hz).abs() <= 30.0)
+        };
+        if hears(&h, ben_id, 880.0)
+            && hears(&a, ben_id, 880.0)
+            && relay_ok(host_id, 440.0)
+            && relay_ok(ana_id, 660.0)
+        {
+            break;
+        }
+        assert!(Instant::now() < end, "host {h:?}, ana {a:?}, ben {r:?}");
+    }
+
+    // Private mode with ben: the host and ben hear each other only; ana hears neither.
+    c.switch("private", Some(ben_id)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    relay_heard(&mut ben);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        speak(&mut ben, &mut at).await;
+        let (h, a) = (tones(&mut host).await, tones(&mut ana).await);
+        let r = relay_heard(&mut ben);
+        if hears(&h, ben_id, 880.0)
+            && !h.contains_key(ana_id)
+            && a.is_empty()
+            && r.contains_key(host_id)
+            && !r.contains_key(ana_id)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "private: host {h:?}, ana {a:?}, ben {r:?}"
+        );
+    }
+
+    // Back to broadcast, then ben muted by the host: nobody hears ben, ben hears both.
+    c.switch("broadcast", None).await;
+    let mut mute = json!({"cmd": "emit", "event": "mute-participant", "data": {"userId": ben_id}});
+    host.client.send(mute.take()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    relay_heard(&mut ben);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        speak(&mut ben, &mut at).await;
+        let (h, a) = (tones(&mut host).await, tones(&mut ana).await);
+        let r = relay_heard(&mut ben);
+        if !h.contains_key(ben_id)
+            && !a.contains_key(ben_id)
+            && r.contains_key(host_id)
+            && r.contains_key(ana_id)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "muted: host {h:?}, ana {a:?}, ben {r:?}"
+        );
+    }
+    let m = c.metrics().await;
+    let (to_webrtc, to_relay) = (
+        metric(&m, "meet_bridge_packets_to_webrtc_total"),
+        metric(&m, "meet_bridge_packets_to_relay_total"),
+    );
+    assert!(
+        to_webrtc >= 10.0 && to_relay >= 50.0,
+        "{to_webrtc} {to_relay}"
+    );
+    for p in [host, ana] {
+        p.quit().await;
+    }
+}

@@ -286,6 +286,20 @@ impl Client {
         self.lines.recv().await
     }
 
+    /// Hands every event `name` received so far to `f` (dropping them), keeping the others.
+    pub fn drain_events(&mut self, name: &str, mut f: impl FnMut(&Value)) {
+        while let Ok(v) = self.lines.try_recv() {
+            self.seen.push_back(v);
+        }
+        self.seen.retain(|v| {
+            let hit = v["ev"] == "event" && v["name"] == name;
+            if hit {
+                f(&v["data"]);
+            }
+            !hit
+        });
+    }
+
     /// Forgets every event received so far.
     pub fn clear(&mut self) {
         while let Ok(v) = self.lines.try_recv() {
