@@ -23,7 +23,8 @@ export async function startServer(extraEnv = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "meet-browser-"));
   const child = spawn(bin, ["serve", "--data-dir", dir], {
     env: {
-      ...process.env,
+      // Every MEET_* variable is a setting to the server: the tests' own (MEET_BIN...) stay out.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MEET_"))),
       MEET_CONFIG: "/dev/null",
       MEET_DATABASE__URL: "mem://",
       MEET_SERVER__LISTEN: "127.0.0.1:0",
@@ -44,7 +45,7 @@ export async function startServer(extraEnv = {}) {
       const pw = log.match(/password: (\S+)/), addr = log.match(/meet is listening addr=(\S+)/);
       if (pw && addr) { clearTimeout(timer); resolve({ password: pw[1], addr: addr[1] }); }
     });
-    child.on("exit", (code) => reject(new Error(`meet exited with ${code}:\n${log}`)));
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`meet exited with ${code}:\n${log}`)); });
   });
   const { password, addr } = await ready;
   const url = `http://${addr}`;
@@ -93,40 +94,30 @@ export async function school(server, students = ["ana", "bob"], topic = "Algebra
   return { host, students: people, meeting };
 }
 
-/** A mono 16-bit 48 kHz WAV of a tone at `hz` (the fake microphone plays it in a loop). */
-export function toneWav(hz, seconds = 10, amplitude = 0.3) {
+/** Writes a mono 16-bit 48 kHz WAV of `sample(i)` (-1..1) for the fake microphone (which loops it). */
+function writeWav(name, seconds, sample) {
   const rate = 48000, n = rate * seconds;
   const buf = Buffer.alloc(44 + n * 2);
   buf.write("RIFF", 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write("WAVE", 8);
   buf.write("fmt ", 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
   buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
   buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
-  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * hz * i) / rate) * amplitude * 32767), 44 + i * 2);
+  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(sample(i, rate) * 32767), 44 + i * 2);
   const dir = path.join(OUTPUT, "wav");
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `tone-${hz}.wav`);
+  const file = path.join(dir, name);
   writeFileSync(file, buf);
   return file;
 }
 
-/** A mono 16-bit 48 kHz WAV of silence with a 30 ms 1 kHz burst every second (clicks). */
+/** A tone at `hz`. */
+export function toneWav(hz, seconds = 10, amplitude = 0.3) {
+  return writeWav(`tone-${hz}.wav`, seconds, (i, rate) => Math.sin((2 * Math.PI * hz * i) / rate) * amplitude);
+}
+
+/** Silence with a 30 ms 1 kHz burst every second (clicks). */
 export function clickWav(seconds = 10) {
-  const rate = 48000, n = rate * seconds;
-  const buf = Buffer.alloc(44 + n * 2);
-  buf.write("RIFF", 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write("WAVE", 8);
-  buf.write("fmt ", 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
-  buf.writeUInt32LE(rate, 24); buf.writeUInt32LE(rate * 2, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
-  buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
-  for (let i = 0; i < n; i++) {
-    const inBurst = i % rate < rate * 0.03;
-    const v = inBurst ? Math.sin((2 * Math.PI * 1000 * i) / rate) * 0.8 : 0;
-    buf.writeInt16LE(Math.round(v * 32767), 44 + i * 2);
-  }
-  const dir = path.join(OUTPUT, "wav");
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, "clicks.wav");
-  writeFileSync(file, buf);
-  return file;
+  return writeWav("clicks.wav", seconds, (i, rate) => (i % rate < rate * 0.03 ? Math.sin((2 * Math.PI * 1000 * i) / rate) * 0.8 : 0));
 }
 
 /** One Chromium, headless, with a fake microphone playing `wav` (or a beep when absent). */

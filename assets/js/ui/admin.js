@@ -1,21 +1,18 @@
 // The administrator's screens: hosts, and the server's figures.
 
 import { api } from "../api.js";
-import { attempt, form, h, notify, show, when } from "../dom.js";
+import { attempt, h, notify, show } from "../dom.js";
+import { accounts, toggle } from "./accounts.js";
 
-export async function hosts() {
-  const list = await attempt(() => api.hosts());
-  if (!list) return show("Hosts");
-  const rows = list.map((host) => h("tr", {},
-    h("td", {}, host.username),
-    h("td", {}, h("span", { class: host.isActive ? "badge on" : "badge" }, host.isActive ? "active" : "disabled")),
-    h("td", {}, when(host.createdAt)),
-    h("td", { class: "actions" },
-      h("button", { type: "button", class: "secondary", onclick: () => attempt(async () => {
-        await api.updateHost(host._id, { isActive: !host.isActive });
-        notify(`${host.username} is ${host.isActive ? "disabled" : "enabled"}.`);
-        await hosts();
-      }) }, host.isActive ? `Disable ${host.username}` : `Enable ${host.username}`),
+export function hosts() {
+  return accounts({
+    title: "Hosts",
+    noun: "host",
+    load: api.hosts,
+    create: api.createHost,
+    empty: "No hosts yet.",
+    actions: (host, reload) => [
+      toggle(host, api.updateHost, reload),
       h("button", { type: "button", class: "secondary", onclick: () => attempt(async () => {
         const password = prompt(`New password for ${host.username}`);
         if (!password) return;
@@ -26,21 +23,10 @@ export async function hosts() {
         if (!confirm(`Remove ${host.username}, their students, meetings and recordings?`)) return;
         await api.deleteHost(host._id);
         notify(`${host.username} is removed.`);
-        await hosts();
-      }) }, `Remove ${host.username}`))));
-  show("Hosts",
-    h("h2", {}, "New host"),
-    form("New host", [["username", "Username"], ["password", "Password", "password", { autocomplete: "new-password" }]],
-      "Create host", (v) => attempt(async () => {
-        await api.createHost(v.username, v.password);
-        notify(`Host ${v.username} is created.`);
-        await hosts();
-      }), "inline"),
-    list.length
-      ? h("table", {}, h("caption", { class: "muted-text" }, `${list.length} hosts`),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Host"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Actions"))),
-        h("tbody", {}, rows))
-      : h("p", {}, "No hosts yet."));
+        await reload();
+      }) }, `Remove ${host.username}`),
+    ],
+  });
 }
 
 export async function stats() {

@@ -2,15 +2,16 @@
 
 import { api } from "../api.js";
 import { attempt, form, h, notify, show, when } from "../dom.js";
+import { accounts, toggle } from "./accounts.js";
 
-export async function students() {
-  const list = await attempt(() => api.students());
-  if (!list) return show("Students");
-  const rows = list.map((st) => h("tr", {},
-    h("td", {}, st.username),
-    h("td", {}, h("span", { class: st.isActive ? "badge on" : "badge" }, st.isActive ? "active" : "disabled")),
-    h("td", {}, when(st.createdAt)),
-    h("td", { class: "actions" },
+export function students() {
+  return accounts({
+    title: "Students",
+    noun: "student",
+    load: api.students,
+    create: api.createStudent,
+    empty: "No students yet: create their accounts here, then give them their username and password.",
+    actions: (st, reload) => [
       h("button", { type: "button", class: "secondary", onclick: () => attempt(async () => {
         const username = prompt(`New username for ${st.username}`, st.username);
         const password = prompt(`New password for ${st.username} (leave empty to keep it)`, "");
@@ -20,32 +21,17 @@ export async function students() {
         if (!Object.keys(fields).length) return;
         await api.updateStudent(st._id, fields);
         notify(`${username || st.username} is saved.`);
-        await students();
+        await reload();
       }) }, `Edit ${st.username}`),
-      h("button", { type: "button", class: "secondary", onclick: () => attempt(async () => {
-        await api.updateStudent(st._id, { isActive: !st.isActive });
-        notify(`${st.username} is ${st.isActive ? "disabled" : "enabled"}.`);
-        await students();
-      }) }, st.isActive ? `Disable ${st.username}` : `Enable ${st.username}`),
+      toggle(st, api.updateStudent, reload),
       h("button", { type: "button", class: "danger", onclick: () => attempt(async () => {
         if (!confirm(`Delete ${st.username}?`)) return;
         await api.deleteStudent(st._id);
         notify(`${st.username} is deleted.`);
-        await students();
-      }) }, `Delete ${st.username}`))));
-  show("Students",
-    h("h2", {}, "New student"),
-    form("New student", [["username", "Username"], ["password", "Password", "password", { autocomplete: "new-password" }]],
-      "Create student", (v) => attempt(async () => {
-        await api.createStudent(v.username, v.password);
-        notify(`Student ${v.username} is created.`);
-        await students();
-      }), "inline"),
-    list.length
-      ? h("table", {}, h("caption", { class: "muted-text" }, `${list.length} students`),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Student"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Actions"))),
-        h("tbody", {}, rows))
-      : h("p", {}, "No students yet: create their accounts here, then give them their username and password."));
+        await reload();
+      }) }, `Delete ${st.username}`),
+    ],
+  });
 }
 
 const OPEN = ["created", "active"];
