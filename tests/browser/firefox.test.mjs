@@ -8,7 +8,7 @@ import path from "node:path";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
-import { startServer, school, browser, signedIn, toneWav, joinRoom, growth, until, OUTPUT } from "./harness.mjs";
+import { startServer, school, browser, signedIn, toneWav, joinRoom, growth, until, screenshotPath } from "./harness.mjs";
 
 const require = createRequire(path.join(path.dirname(fileURLToPath(import.meta.url)), "../clients/package.json"));
 const puppeteer = require("puppeteer-core");
@@ -71,6 +71,6 @@ test("a student in Firefox and a host in Chromium hear each other over WebRTC", 
     return (await received()) - a > 20;
   });
   await until("the host hears Firefox", async () => (await growth(host, 1000))[student._id]?.energy > HEARS);
-  await fox.screenshot({ path: path.join(OUTPUT, "screenshots", "firefox-student-room.png") });
+  await fox.screenshot({ path: screenshotPath("firefox-student-room") });
   assert.deepEqual(errors, []);
 });

@@ -167,9 +167,14 @@ export async function axe(page) {
   return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
 }
 
-export async function screenshot(page, name) {
+/** Where the screenshot `name` goes (the folder is made if need be). */
+export function screenshotPath(name) {
   mkdirSync(path.join(OUTPUT, "screenshots"), { recursive: true });
-  await page.screenshot({ path: path.join(OUTPUT, "screenshots", `${name}.png`), fullPage: true });
+  return path.join(OUTPUT, "screenshots", `${name}.png`);
+}
+
+export async function screenshot(page, name) {
+  await page.screenshot({ path: screenshotPath(name), fullPage: true });
 }
 
 /** Joins the meeting of `meeting` from its room page and waits for the audio to be up. */

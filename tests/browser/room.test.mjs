@@ -103,6 +103,8 @@ test("recorded from the UI, played to its end in a student's page", async () => 
     return recordings.find((r) => r.status === "completed");
   });
   await ana.getByRole("link", { name: "Recordings" }).click();
+  const ranges = [];
+  ana.on("response", (r) => { if (r.url().includes("/audio")) ranges.push(r.status()); });
   await ana.getByRole("button", { name: `Load recording of ${s.meeting.topic}` }).click();
   const audio = ana.getByRole("region").or(ana.locator("audio[aria-label]")).first();
   const played = await audio.evaluate((el) => new Promise((resolve, reject) => {
@@ -113,6 +115,14 @@ test("recorded from the UI, played to its end in a student's page", async () => 
   }));
   console.log(`recording: ${rec.duration} s in the API, ${played} s in the browser`);
   assert.ok(Math.abs(played - rec.duration) <= 0.05 * rec.duration, `played ${played} s of ${rec.duration} s`);
+  // Seeking back to the middle plays from there (the file is fetched by byte ranges).
+  const at = await audio.evaluate((el) => new Promise((resolve) => {
+    const a = /** @type {HTMLAudioElement} */ (el);
+    a.addEventListener("seeked", () => resolve(a.currentTime), { once: true });
+    a.currentTime = a.duration / 2;
+  }));
+  assert.ok(Math.abs(at - played / 2) < 0.5, `seeked to ${at}`);
+  assert.ok(ranges.includes(206), `range answers: ${ranges}`);
   await screenshot(ana, "student-recordings-played");
 });
 
