@@ -59,9 +59,14 @@ export class MeetingConnection {
     for (const p of ack.participants || []) this.people.set(p._id, { ...this.people.get(p._id), ...p, online: true });
     this.meeting = { ...this.meeting, mode: ack.mode, recording: ack.recording };
     this.listen(socket);
-    this.mic = await navigator.mediaDevices.getUserMedia({
-      audio: { deviceId: deviceId ? { exact: deviceId } : undefined, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
+    try {
+      this.mic = await navigator.mediaDevices.getUserMedia({
+        audio: { deviceId: deviceId ? { exact: deviceId } : undefined, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (e) {
+      this.close();
+      throw new Error(`The microphone could not be opened (${e.name}): allow this page to use it, or pick another one, then join again.`);
+    }
     await this.startAudio();
     this.emitLocal("change", {});
   }

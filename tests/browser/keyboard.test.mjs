@@ -30,6 +30,19 @@ async function tabTo(page, name, limit = 40) {
   throw new Error(`${name} cannot be reached with Tab`);
 }
 
+test("a microphone that cannot be opened is said in a sentence, and the student is not left in", async () => {
+  const page = await signedIn(b, server.url, s.students[0], {
+    init: "navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError'));",
+  });
+  await page.goto(server.url + `/#/room/${s.meeting._id}`);
+  await page.getByRole("button", { name: `Join ${s.meeting.topic}` }).click();
+  await page.getByText("The microphone could not be opened (NotAllowedError)").waitFor();
+  await page.getByRole("button", { name: `Join ${s.meeting.topic}` }).waitFor();
+  const { participants } = await call(server.url, s.host.token, "GET", `/api/meetings/participants/${s.meeting._id}`);
+  assert.equal(participants.find((p) => p._id === s.students[0]._id)?.online, false);
+  await page.context().close();
+});
+
 test("sign in, join, mute oneself and leave with the keyboard alone", async () => {
   const page = await signedIn(b, server.url, null);
   const student = s.students[0];
@@ -41,6 +54,7 @@ test("sign in, join, mute oneself and leave with the keyboard alone", async () =
   await page.getByRole("heading", { name: "Meetings" }).waitFor();
   await tabTo(page, `Join ${s.meeting.topic}`);
   await page.keyboard.press("Enter");
+  await page.getByRole("button", { name: `Join ${s.meeting.topic}` }).waitFor();
   await tabTo(page, `Join ${s.meeting.topic}`);
   await page.keyboard.press("Enter");
   await page.waitForFunction(() => window.meetRoom?.transport === "webrtc", null, { timeout: 20000 });

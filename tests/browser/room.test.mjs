@@ -138,3 +138,17 @@ test("after its connection drops, a browser reconnects and is heard again", asyn
   await until("the host hears bob again", async () => (await growth(host, 1000))[ids.bob]?.energy > HEARS);
   await until("bob hears the host again", async () => (await growth(bob, 1000))[ids.host]?.energy > HEARS);
 });
+
+test("the host ends the meeting from the room, and every page says so", async () => {
+  await joinRoom(ana, s.meeting); // she went to her recordings
+  host.once("dialog", (d) => d.accept());
+  await host.getByRole("button", { name: "End the meeting" }).click();
+  for (const [name, p] of [["host", host], ["ana", ana], ["bob", bob]]) {
+    await p.getByText("The meeting has ended.").waitFor({ timeout: 10000 }).catch(async (e) => {
+      throw new Error(`${name}: ${e.message}\n${(await p.locator("main").innerText()).slice(0, 300)} | ${p.url()}`);
+    });
+  }
+  const { meeting } = await call(server.url, s.host.token, "GET", `/api/meetings/${s.meeting._id}`);
+  assert.equal(meeting.status, "ended");
+  for (const p of [host, ana, bob]) assert.deepEqual(p.errors, []);
+});

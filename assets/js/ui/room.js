@@ -36,7 +36,17 @@ export async function room(meetingId, role) {
       // The live connection, for diagnostics from the browser's console (and the browser tests).
       window.meetRoom = conn;
       live(conn, role, s._id, devices);
-      await conn.open(/** @type {HTMLSelectElement} */ (devices).value || undefined);
+      try {
+        await conn.open(/** @type {HTMLSelectElement} */ (devices).value || undefined);
+      } catch (e) {
+        // Not in after all: the seat goes, and the page is the one before joining.
+        conn.close();
+        onLeave(null);
+        window.meetRoom = undefined;
+        await api.leave(meetingId).catch(() => {});
+        await room(meetingId, role);
+        throw e;
+      }
     } catch (e) {
       join.disabled = false;
       throw e;
@@ -68,10 +78,14 @@ function live(conn, role, me, devices) {
     else await api.startRecording(conn.meeting._id);
   }) }, "Start recording");
   const broadcast = h("button", { type: "button", id: "broadcast", class: "secondary", onclick: () => attempt(() => conn.broadcast()) }, "Back to everyone");
+  const end = h("button", { type: "button", id: "end", class: "danger", onclick: () => attempt(async () => {
+    if (!confirm(`End ${conn.meeting.topic} for everyone?`)) return;
+    await api.end(conn.meeting._id);
+  }) }, "End the meeting");
   const ask = h("button", { type: "button", class: "secondary", id: "ask-private", onclick: () => attempt(async () => { await conn.askPrivate(); notify("Your host is asked for a private talk."); }) }, "Ask for a private talk");
   devices.addEventListener("change", () => attempt(() => conn.useMicrophone(devices.value)));
   show(conn.meeting.topic, badges, hearing,
-    h("div", { class: "controls" }, h("label", {}, "Microphone", devices), meter, selfMute, host ? record : ask, host ? broadcast : null, leave),
+    h("div", { class: "controls" }, h("label", {}, "Microphone", devices), meter, selfMute, host ? record : ask, host ? broadcast : null, leave, host ? end : null),
     h("h2", {}, "People"), people, audios);
 
   const name = (id) => conn.people.get(id)?.username || "someone";
@@ -130,7 +144,10 @@ function live(conn, role, me, devices) {
     if (!el) { el = h("audio", { autoplay: true, "data-user": userId }); audios.append(el); }
     if (el.srcObject !== stream) el.srcObject = stream;
   });
-  conn.on("ended", () => notify("The meeting has ended."));
+  conn.on("ended", () => {
+    const back = host ? "#/host/meetings" : "#/student/meetings";
+    show(conn.meeting.topic, h("p", { role: "status" }, "The meeting has ended."), h("a", { href: back }, "Back to the meetings"));
+  });
   conn.on("closed", () => clearInterval(tick));
   draw();
 }
