@@ -36,8 +36,10 @@ pub async fn run(hub: Arc<Hub>) {
         let meetings = hub.media.meetings();
         open.retain(|m| meetings.contains(m));
         for meeting in meetings {
+            // Someone speaks over WebRTC, and someone listens on the relay.
+            let connected = hub.media.connected(&meeting);
             let wanted =
-                !relay_listeners(&hub, &meeting, &hub.media.connected(&meeting)).is_empty();
+                !connected.is_empty() && !relay_listeners(&hub, &meeting, &connected).is_empty();
             match (wanted, open.contains(&meeting)) {
                 (true, false) => {
                     let (tx, rx) = mpsc::channel(QUEUE);
