@@ -267,10 +267,13 @@ async fn recordings_survive_sigterm_and_kill_9() {
     .await;
     opusinfo(&own);
     tone_until(&own, killed_at - 2.0);
-    assert!(
-        !data.join("spool").join(&second).exists(),
-        "the spool is cleared once stored"
-    );
+    // Cleared just after the row is completed: waited for, not raced.
+    let spool = data.join("spool").join(&second);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while spool.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!spool.exists(), "the spool is cleared once stored");
     let meeting: Value = http
         .get(format!("{}/api/meetings/{}", server.addr, l.meeting))
         .bearer_auth(&l.host)

@@ -298,9 +298,23 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
         .await
         .expect("create bucket");
     let rec = completed(&c, &id).await;
-    assert!(!spool.exists(), "the spool is cleared once stored");
-    let ready = c.server.get("/readyz", "").await;
-    assert_eq!(ready.expect(200)["recordingBacklog"], 0);
+    // The row is completed once the files are stored; the spool is cleared, and the backlog
+    // counted down, just after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = c.server.get("/readyz", "").await;
+        if !spool.exists() && ready.status.as_u16() == 200 {
+            assert_eq!(ready.body["recordingBacklog"], 0);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stored, but the spool is still there ({}) or not ready: {}",
+            spool.exists(),
+            ready.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Playback: a presigned redirect, the object a valid Ogg Opus file of the right length.
     let dir = tempfile::tempdir().expect("tmp");
