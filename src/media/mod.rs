@@ -293,20 +293,20 @@ impl Sfu {
         {
             return;
         }
-        let frame = bridge::RelayFrame {
+        let mut frame = bridge::RelayFrame {
             rate,
             pcm: pcm.clone(),
         };
         let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (meeting.to_owned(), user.to_owned());
-        let frame = match relayed.get(&key).map(|tx| tx.try_send(frame)) {
-            None => bridge::RelayFrame {
-                rate,
-                pcm: pcm.clone(),
-            },
-            Some(Ok(()) | Err(mpsc::error::TrySendError::Full(_))) => return,
-            Some(Err(mpsc::error::TrySendError::Closed(frame))) => frame,
-        };
+        if let Some(tx) = relayed.get(&key) {
+            match tx.try_send(frame) {
+                // Queued, or lost because the publisher is behind.
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => return,
+                // The publisher has ended (the user left, or the room dropped them): a new one.
+                Err(mpsc::error::TrySendError::Closed(f)) => frame = f,
+            }
+        }
         let (tx, frames) = mpsc::channel(bridge::RELAY_QUEUE);
         if room
             .send(RoomCmd::Relayed {
