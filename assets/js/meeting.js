@@ -59,6 +59,10 @@ export class MeetingConnection {
     for (const p of ack.participants || []) this.people.set(p._id, { ...this.people.get(p._id), ...p, online: true });
     this.meeting = { ...this.meeting, mode: ack.mode, recording: ack.recording };
     this.listen(socket);
+    if (!window.isSecureContext || !navigator.mediaDevices) {
+      this.close();
+      throw new Error("The microphone can only be used on a secure page: open meet over https (or on this machine as localhost).");
+    }
     try {
       this.mic = await navigator.mediaDevices.getUserMedia({
         audio: { deviceId: deviceId ? { exact: deviceId } : undefined, echoCancellation: true, noiseSuppression: true, autoGainControl: true },

@@ -43,6 +43,17 @@ test("a microphone that cannot be opened is said in a sentence, and the student 
   await page.context().close();
 });
 
+test("on a page that is not secure, the room says why the microphone cannot be used", async () => {
+  const page = await signedIn(b, server.url, s.students[0], {
+    init: "Object.defineProperty(window, 'isSecureContext', { value: false });",
+  });
+  await page.goto(server.url + `/#/room/${s.meeting._id}`);
+  await page.getByRole("button", { name: `Join ${s.meeting.topic}` }).click();
+  await page.getByText("The microphone can only be used on a secure page").waitFor();
+  await page.getByRole("button", { name: `Join ${s.meeting.topic}` }).waitFor();
+  await page.context().close();
+});
+
 test("sign in, join, mute oneself and leave with the keyboard alone", async () => {
   const page = await signedIn(b, server.url, null);
   const student = s.students[0];
