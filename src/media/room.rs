@@ -158,7 +158,9 @@ impl Room {
             }
             RoomCmd::Leave { user, owner } => {
                 self.early.remove(&user);
-                self.drop_relayed(&user);
+                if self.drop_relayed(&user) {
+                    self.update_speakers();
+                }
                 let owned = self
                     .peers
                     .get(&user)
@@ -272,18 +274,20 @@ impl Room {
         self.update_speakers();
     }
 
-    /// The user's relayed stream goes (their publisher ends with its command channel).
-    fn drop_relayed(&mut self, user: &str) {
-        if let Some(r) = self.relayed.remove(user) {
-            self.legs.retain(|leg| {
-                let keep = leg.speaker != r.key;
-                if !keep {
-                    leg.audible.store(false, Relaxed);
-                }
-                keep
-            });
-            self.update_speakers();
-        }
+    /// The user's relayed stream goes (their publisher ends with its command channel); the
+    /// caller brings the peers' speakers up to date. Whether there was one.
+    fn drop_relayed(&mut self, user: &str) -> bool {
+        let Some(r) = self.relayed.remove(user) else {
+            return false;
+        };
+        self.legs.retain(|leg| {
+            let keep = leg.speaker != r.key;
+            if !keep {
+                leg.audible.store(false, Relaxed);
+            }
+            keep
+        });
+        true
     }
 
     /// Closes the user's peer (when `close`) and takes its legs out.

@@ -38,8 +38,7 @@ pub async fn run(hub: Arc<Hub>) {
         for meeting in meetings {
             // Someone speaks over WebRTC, and someone listens on the relay.
             let connected = hub.media.connected(&meeting);
-            let wanted =
-                !connected.is_empty() && !relay_listeners(&hub, &meeting, &connected).is_empty();
+            let wanted = !connected.is_empty() && has_relay_listener(&hub, &meeting, &connected);
             match (wanted, open.contains(&meeting)) {
                 (true, false) => {
                     let (tx, rx) = mpsc::channel(QUEUE);
@@ -58,16 +57,13 @@ pub async fn run(hub: Arc<Hub>) {
     }
 }
 
-/// Users with a socket in the meeting but no WebRTC connection.
-fn relay_listeners(hub: &Hub, meeting: &str, connected: &HashSet<Arc<str>>) -> Vec<String> {
+/// Whether someone has a socket in the meeting but no WebRTC connection.
+fn has_relay_listener(hub: &Hub, meeting: &str, connected: &HashSet<Arc<str>>) -> bool {
     hub.presence
         .with_room(meeting, |room| {
-            room.members()
-                .filter(|u| !connected.contains(*u))
-                .map(str::to_owned)
-                .collect()
+            room.members().any(|u| !connected.contains(u))
         })
-        .unwrap_or_default()
+        .unwrap_or(false)
 }
 
 /// Decodes each WebRTC speaker's packets (a decoder per speaker) and sends the PCM to the

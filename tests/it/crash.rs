@@ -107,13 +107,7 @@ pub async fn speak(client: &mut Client, seconds: f64) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for f in 0..frames {
         tick.tick().await;
-        let pcm: Vec<u8> = (f * 960..(f + 1) * 960)
-            .flat_map(|i| {
-                let t = i as f64 / 48_000.0;
-                ((0.4 * 32_767.0 * (2.0 * std::f64::consts::PI * 660.0 * t).sin()) as i16)
-                    .to_le_bytes()
-            })
-            .collect();
+        let pcm = crate::sio::tone_pcm(660.0, 48_000.0, f * 960, 960);
         let msg = json!({"audioData": to_bin(&pcm), "format": "s16", "sampleRate": 48_000});
         let ack = client.call("broadcast-audio", msg).await;
         assert_eq!(ack["ok"], true, "{ack}");

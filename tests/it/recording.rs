@@ -495,12 +495,7 @@ async fn a_lesson_recorded_with_a_private_talk_in_the_middle() {
 
 /// 20 ms of a 660 Hz tone at 44.1 kHz, Int16 LE, from sample `from`.
 fn relay_frame(from: usize) -> Vec<u8> {
-    (from..from + 882)
-        .flat_map(|i| {
-            let t = i as f64 / 44_100.0;
-            ((0.4 * 32_767.0 * (2.0 * std::f64::consts::PI * 660.0 * t).sin()) as i16).to_le_bytes()
-        })
-        .collect()
+    crate::sio::tone_pcm(660.0, 44_100.0, from, 882)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -704,18 +704,6 @@ async fn host_candidates_announce_the_configured_public_address() {
     ana.quit().await;
 }
 
-/// 20 ms of a tone at `hz` as Int16 LE, continuing from sample `at`.
-fn tone_frame(hz: f64, at: &mut u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1920);
-    for _ in 0..960 {
-        let t = *at as f64 / 48_000.0;
-        let v = (0.3 * (2.0 * std::f64::consts::PI * hz * t).sin() * 32_767.0) as i16;
-        out.extend_from_slice(&v.to_le_bytes());
-        *at += 1;
-    }
-    out
-}
-
 /// The dominant frequency of Int16 LE PCM at 48 kHz, from its zero crossings.
 fn frequency(pcm: &[u8]) -> f64 {
     let s: Vec<i16> = pcm
@@ -754,11 +742,12 @@ async fn relay_and_webrtc_participants_hear_each_other_through_the_bridge() {
     ben.connect(base, AuthForm::Object, &c.students[1].1, Some(&c.meeting))
         .await
         .expect("ben connects");
-    let mut at = 0u64;
+    let mut at = 0usize;
     // Ben speaks in 100 ms bursts between looks, so that what is checked is fresh.
-    async fn speak(ben: &mut Client, at: &mut u64) {
+    async fn speak(ben: &mut Client, at: &mut usize) {
         for _ in 0..5 {
-            let frame = crate::sio::to_bin(&tone_frame(880.0, at));
+            let frame = crate::sio::to_bin(&crate::sio::tone_pcm(880.0, 48_000.0, *at, 960));
+            *at += 960;
             ben.emit(
                 "broadcast-audio",
                 json!({"audioData": frame, "format": "s16", "sampleRate": 48_000}),

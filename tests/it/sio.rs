@@ -309,6 +309,17 @@ impl Client {
     }
 }
 
+/// `n` samples of a tone at `hz` (0.4 of full scale) sampled at `rate`, from sample `from`,
+/// as Int16 LE: relay audio for the tests.
+pub fn tone_pcm(hz: f64, rate: f64, from: usize, n: usize) -> Vec<u8> {
+    (from..from + n)
+        .flat_map(|i| {
+            let t = i as f64 / rate;
+            ((0.4 * 32_767.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
 /// Bytes out of a `{"$bin": base64}` value.
 pub fn bin(v: &Value) -> Vec<u8> {
     let b64 = v["$bin"]
