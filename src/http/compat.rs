@@ -88,6 +88,12 @@ struct TrackQuery {
 }
 
 /// Meet's body with the original's wrapper beside it: `status` and `data`.
+/// A recording as the original's start and stop routes answered: meet's `{recording}` with the
+/// original's `data: {recordingId}`.
+fn recording_answer(status: StatusCode, r: &crate::service::Recording) -> Response {
+    both(status, j!({"recording": r}), j!({"recordingId": r.id}))
+}
+
 fn both(status: StatusCode, mut body: Value, data: Value) -> Response {
     if let Value::Object(m) = &mut body {
         m.insert("status".into(), j!("success"));
@@ -272,11 +278,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and_then(
             |s: Arc<HttpState>, who: Arc<Identity>, b: MeetingBody| async move {
                 answer(s.services.start_recording(&who, &b.meeting_id).await, |r| {
-                    both(
-                        StatusCode::CREATED,
-                        j!({"recording": r}),
-                        j!({"recordingId": r.id}),
-                    )
+                    recording_answer(StatusCode::CREATED, &r)
                 })
             },
         );
@@ -293,13 +295,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                     }
                     (None, None) => Err(Error::invalid("meetingId", "is required")),
                 };
-                answer(result, |r| {
-                    both(
-                        StatusCode::OK,
-                        j!({"recording": r}),
-                        j!({"recordingId": r.id}),
-                    )
-                })
+                answer(result, |r| recording_answer(StatusCode::OK, &r))
             },
         );
 
@@ -310,11 +306,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and_then(
             |id: String, s: Arc<HttpState>, who: Arc<Identity>| async move {
                 answer(s.services.stop_recording_by_id(&who, &id).await, |r| {
-                    both(
-                        StatusCode::OK,
-                        j!({"recording": r}),
-                        j!({"recordingId": r.id}),
-                    )
+                    recording_answer(StatusCode::OK, &r)
                 })
             },
         );
