@@ -38,6 +38,8 @@ pub enum StartError {
     Admin(crate::error::Error),
     #[error("web client files in {path}: {cause}")]
     Assets { path: String, cause: std::io::Error },
+    #[error("The audio engine could not start: {0} (media.bind, media.udp_port / media.udp_ports)")]
+    Media(std::io::Error),
 }
 
 /// Opens what the services stand on (used by `meet serve` and by offline `meet admin`).
@@ -209,7 +211,8 @@ pub async fn start_with_clock(
         ),
         Err(e) => tracing::warn!(error = %e, "could not look for recordings to recover"),
     }
-    let realtime = crate::realtime::Realtime::start(Arc::clone(&services));
+    let realtime =
+        crate::realtime::Realtime::start(Arc::clone(&services)).map_err(StartError::Media)?;
     let hub = Arc::clone(&realtime.hub);
     let assets = match &config.web.assets_dir {
         Some(dir) => {

@@ -17,6 +17,9 @@ pub struct RawMedia {
     pub public_ip: Option<String>,
     pub udp_port_min: Option<u16>,
     pub udp_port_max: Option<u16>,
+    pub engine: Option<String>,
+    pub udp_port: Option<u16>,
+    pub udp_ports: Option<Vec<u16>>,
     pub ice_disconnected_timeout_ms: Option<u64>,
     pub ice_failed_timeout_ms: Option<u64>,
     pub ice_keepalive_interval_ms: Option<u64>,
@@ -45,8 +48,14 @@ pub struct MediaConfig {
     pub bind: Vec<std::net::IpAddr>,
     /// Announced instead of the bound address in host candidates (1:1 NAT).
     pub public_ip: Option<std::net::IpAddr>,
-    /// The UDP ports peer connections take, one per connection (and bound address).
+    /// Which engine carries the audio.
+    pub engine: Engine,
+    /// `webrtc` engine: the UDP ports peer connections take, one per connection (and bound
+    /// address).
     pub udp_ports: std::ops::RangeInclusive<u16>,
+    /// `rtc` engine: one UDP port per shard (`media.udp_port`, or `media.udp_ports`), every
+    /// peer connection of a shard's meetings on it.
+    pub shard_ports: Vec<u16>,
     /// ICE: no packet for this long → disconnected; then this long more → failed (and closed).
     pub ice_disconnected_timeout: Duration,
     pub ice_failed_timeout: Duration,
@@ -57,7 +66,64 @@ pub struct MediaConfig {
     pub stats_interval: Duration,
 }
 
+/// The media engine (`media.engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The sans-IO `rtc` core: one UDP port and one loop per shard (`media::lite`).
+    Rtc,
+    /// The `webrtc` crate: a task and a UDP port per peer connection.
+    Webrtc,
+}
+
+/// The `rtc` engine's ports: `media.udp_ports` (one per shard), else `media.udp_port`.
+fn shard_ports(raw: &RawMedia) -> Result<Vec<u16>, ConfigError> {
+    match &raw.udp_ports {
+        Some(ports) => {
+            if ports.is_empty() || ports.len() > 64 {
+                return Err(key_err(
+                    "media.udp_ports",
+                    "needs one to 64 ports (one per shard)",
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for p in ports {
+                if *p == 0 && ports.len() > 1 {
+                    return Err(key_err(
+                        "media.udp_ports",
+                        "port 0 (any free port) only works with a single shard",
+                    ));
+                }
+                if !seen.insert(*p) {
+                    return Err(key_err(
+                        "media.udp_ports",
+                        format!("port {p} is listed twice"),
+                    ));
+                }
+            }
+            if raw.udp_port.is_some() {
+                return Err(key_err(
+                    "media.udp_port",
+                    "set either media.udp_port (one shard) or media.udp_ports (one per shard)",
+                ));
+            }
+            Ok(ports.clone())
+        }
+        None => Ok(vec![raw.udp_port.unwrap_or(40_000)]),
+    }
+}
+
 pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
+    let engine = match raw.engine.as_deref().map(str::trim) {
+        Some("rtc") => Engine::Rtc,
+        None | Some("webrtc") => Engine::Webrtc,
+        Some(other) => {
+            return Err(key_err(
+                "media.engine",
+                format!("`{other}` is not an engine: `rtc` (one UDP port) or `webrtc`"),
+            ));
+        }
+    };
+    let shard_ports = shard_ports(raw)?;
     let ip = |key: &str, v: &str| {
         v.trim()
             .parse::<std::net::IpAddr>()
@@ -102,7 +168,9 @@ pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
     Ok(MediaConfig {
         bind,
         public_ip,
+        engine,
         udp_ports: min..=max,
+        shard_ports,
         ice_disconnected_timeout: ms(
             raw.ice_disconnected_timeout_ms,
             5_000,

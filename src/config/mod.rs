@@ -37,7 +37,7 @@ pub use database::{DatabaseConfig, RawDatabase};
 pub use http::{HttpConfig, RawHttp, RawRateLimit};
 pub use jobs::{JobsConfig, RawJobs};
 pub use logging::{DEFAULT_LOG_LEVEL, LogFormat, LoggingConfig, RawLogging};
-pub use media::{MediaConfig, RawIceServer, RawMedia};
+pub use media::{Engine as MediaEngineKind, MediaConfig, RawIceServer, RawMedia};
 pub use meetings::RawMeetings;
 pub use realtime::{RawRealtime, RealtimeConfig};
 pub use recordings::{DEFAULT_MIX_COMPLEXITY, RawRecordings, RecordingsConfig};
@@ -173,6 +173,8 @@ impl Config {
         config.media.bind = vec![std::net::IpAddr::from([127, 0, 0, 1])];
         let base = 20_000 + 200 * rand::random_range(0u16..150);
         config.media.udp_ports = base..=base + 199;
+        // The `rtc` engine's one port: any free one.
+        config.media.shard_ports = vec![0];
         config
     }
 

@@ -106,6 +106,65 @@ pub struct RelayFrame {
 /// Frames queued per relayed speaker (a second of audio); beyond it, frames are lost.
 pub(super) const RELAY_QUEUE: usize = 50;
 
+/// A relayed speaker's PCM as Opus packets (the encoder follows the frames' rate).
+pub(super) struct RelayEncoder {
+    encoding: Encoding,
+    encoder: Option<PcmEncoder>,
+    start: Instant,
+}
+
+impl RelayEncoder {
+    pub(super) fn new(encoding: Encoding) -> Self {
+        Self {
+            encoding,
+            encoder: None,
+            start: Instant::now(),
+        }
+    }
+
+    /// The packets one frame completes; `Err` when no encoder can be made for its rate (the
+    /// speaker's publisher then ends).
+    pub(super) fn encode(&mut self, frame: &RelayFrame) -> Result<Vec<rtc::rtp::Packet>, ()> {
+        if self.encoder.as_ref().is_none_or(|e| e.rate() != frame.rate) {
+            match PcmEncoder::new(frame.rate, self.encoding) {
+                Ok(e) => self.encoder = Some(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "relayed speaker: no encoder");
+                    return Err(());
+                }
+            }
+        }
+        let Some(enc) = self.encoder.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let samples: Vec<i16> = frame
+            .pcm
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        let packets = match enc.push(&samples, self.start.elapsed()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "relayed speaker: encoding failed");
+                return Ok(Vec::new());
+            }
+        };
+        Ok(packets
+            .into_iter()
+            .map(|p| rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    sequence_number: p.seq,
+                    timestamp: p.timestamp,
+                    ssrc: p.ssrc,
+                    ..Default::default()
+                },
+                payload: Bytes::from(p.payload),
+            })
+            .collect())
+    }
+}
+
 /// A relayed speaker's publisher: their PCM encoded to Opus while at least one leg is audible,
 /// forwarded like a WebRTC speaker's packets. Ends when the room drops the speaker (its
 /// command channel closes) or the relay side stops sending (the frame channel closes).
@@ -116,8 +175,7 @@ pub(super) async fn publish_relay(
     server: Arc<MediaStats>,
 ) {
     let mut legs: Vec<Arc<Leg>> = Vec::new();
-    let mut encoder: Option<PcmEncoder> = None;
-    let start = Instant::now();
+    let mut encoder = RelayEncoder::new(encoding);
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
@@ -129,39 +187,8 @@ pub(super) async fn publish_relay(
                 if !legs.iter().any(|l| l.audible.load(Relaxed)) {
                     continue; // nobody may hear it: not encoded
                 }
-                if encoder.as_ref().is_none_or(|e| e.rate() != frame.rate) {
-                    match PcmEncoder::new(frame.rate, encoding) {
-                        Ok(e) => encoder = Some(e),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "relayed speaker: no encoder");
-                            return;
-                        }
-                    }
-                }
-                let Some(enc) = encoder.as_mut() else { continue };
-                let samples: Vec<i16> = frame
-                    .pcm
-                    .chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                    .collect();
-                let packets = match enc.push(&samples, start.elapsed()) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "relayed speaker: encoding failed");
-                        continue;
-                    }
-                };
-                for p in packets {
-                    let packet = rtc::rtp::Packet {
-                        header: rtc::rtp::header::Header {
-                            version: 2,
-                            sequence_number: p.seq,
-                            timestamp: p.timestamp,
-                            ssrc: p.ssrc,
-                            ..Default::default()
-                        },
-                        payload: Bytes::from(p.payload),
-                    };
+                let Ok(packets) = encoder.encode(&frame) else { return };
+                for packet in packets {
                     server.bridged_to_webrtc.fetch_add(1, Relaxed);
                     peer::forward(&legs, &packet, &server);
                 }

@@ -11,6 +11,7 @@
 
 pub mod bridge;
 pub mod engine;
+pub mod lite;
 mod peer;
 mod ports;
 pub mod record;
@@ -113,6 +114,8 @@ pub struct Sfu {
     rooms: Mutex<HashMap<String, mpsc::UnboundedSender<RoomCmd>>>,
     /// Relay speakers' frames on their way to their publisher, by (meeting, user).
     relayed: Mutex<HashMap<(String, String), mpsc::Sender<bridge::RelayFrame>>>,
+    /// The `rtc` engine, when it is the one (`media.engine`); else rooms and peers above.
+    lite: Option<lite::Lite>,
     sampler: JoinHandle<()>,
 }
 
@@ -122,7 +125,7 @@ impl Sfu {
     pub fn start(
         config: MediaConfig,
         recorder: Option<record::recorder::Recorder>,
-    ) -> (Self, mpsc::UnboundedReceiver<MediaEvent>) {
+    ) -> std::io::Result<(Self, mpsc::UnboundedReceiver<MediaEvent>)> {
         let (events, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             ports: PortAllocator::new(config.udp_ports.clone()),
@@ -134,14 +137,32 @@ impl Sfu {
             outlets: bridge::Outlets::default(),
             connected: Mutex::new(HashMap::new()),
         });
+        let lite = match shared.config.engine {
+            crate::config::MediaEngineKind::Rtc => Some(lite::Lite::start(Arc::clone(&shared))?),
+            crate::config::MediaEngineKind::Webrtc => None,
+        };
         let sampler = tokio::spawn(sample_rates(Arc::clone(&shared)));
         let sfu = Self {
             shared,
             rooms: Mutex::new(HashMap::new()),
             relayed: Mutex::new(HashMap::new()),
+            lite,
             sampler,
         };
-        (sfu, rx)
+        Ok((sfu, rx))
+    }
+
+    /// The `rtc` engine's bound ports, one per shard (empty with the `webrtc` engine).
+    pub fn udp_ports(&self) -> Vec<u16> {
+        self.lite
+            .as_ref()
+            .map(|l| l.ports.clone())
+            .unwrap_or_default()
+    }
+
+    /// The shard a meeting is on (`rtc` engine).
+    pub fn shard_of(&self, meeting: &str) -> Option<usize> {
+        self.lite.as_ref()?.shard_of(meeting)
     }
 
     pub fn stats(&self) -> &MediaStats {
@@ -167,6 +188,9 @@ impl Sfu {
         sdp: String,
         route: impl FnOnce() -> Option<(u64, RouteState)>,
     ) -> Result<String, MediaError> {
+        if let Some(l) = &self.lite {
+            return l.offer(meeting, user, owner, sdp, route).await;
+        }
         let (reply, answer) = oneshot::channel();
         let cmd = RoomCmd::Offer {
             user: user.into(),
@@ -208,6 +232,9 @@ impl Sfu {
         owner: &str,
         sdp: String,
     ) -> Result<(), MediaError> {
+        if let Some(l) = &self.lite {
+            return l.answer(meeting, user, owner, sdp).await;
+        }
         let (reply, done) = oneshot::channel();
         self.ask(
             meeting,
@@ -230,6 +257,9 @@ impl Sfu {
         candidate: Candidate,
         route: impl FnOnce() -> Option<(u64, RouteState)>,
     ) -> Result<(), MediaError> {
+        if let Some(l) = &self.lite {
+            return l.candidate(meeting, user, owner, candidate, route).await;
+        }
         let (reply, done) = oneshot::channel();
         self.to_room(
             meeting,
@@ -253,6 +283,9 @@ impl Sfu {
 
     /// The socket `owner` of `user` left the meeting: its connection closes.
     pub fn leave(&self, meeting: &str, user: &str, owner: Option<&str>) {
+        if let Some(l) = &self.lite {
+            return l.leave(meeting, user, owner);
+        }
         if let Some(tx) = self.room(meeting) {
             let _ = tx.send(RoomCmd::Leave {
                 user: user.into(),
@@ -264,6 +297,9 @@ impl Sfu {
     /// The meeting's mode or mutes changed: applies to the next packet.
     /// `version` orders the states: an older one arriving late is ignored.
     pub fn set_route(&self, meeting: &str, version: u64, route: &RouteState) {
+        if let Some(l) = &self.lite {
+            return l.set_route(meeting, version, route);
+        }
         if let Some(tx) = self.rooms().get(meeting) {
             let _ = tx.send(RoomCmd::Route(version, route.clone()));
         }
@@ -282,9 +318,6 @@ impl Sfu {
     /// nothing when the meeting has no WebRTC room or the speaker has a connection of their
     /// own. Never waits: a speaker whose publisher is behind loses the frame.
     pub fn relay_audio(&self, meeting: &str, user: &str, rate: u32, pcm: &bytes::Bytes) {
-        let Some(room) = self.room(meeting) else {
-            return;
-        };
         if self
             .shared
             .connected()
@@ -293,6 +326,12 @@ impl Sfu {
         {
             return;
         }
+        if let Some(l) = &self.lite {
+            return l.relay_audio(meeting, user, rate, pcm);
+        }
+        let Some(room) = self.room(meeting) else {
+            return;
+        };
         let mut frame = bridge::RelayFrame {
             rate,
             pcm: pcm.clone(),
@@ -328,12 +367,18 @@ impl Sfu {
 
     /// The meetings that have a room.
     pub fn meetings(&self) -> Vec<String> {
+        if let Some(l) = &self.lite {
+            return l.meetings();
+        }
         self.rooms().keys().cloned().collect()
     }
 
     /// The meeting ended: every connection in it closes.
     pub async fn end(&self, meeting: &str) {
         self.shared.outlets.remove(meeting);
+        if let Some(l) = &self.lite {
+            return l.end(meeting).await;
+        }
         self.relayed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -349,6 +394,11 @@ impl Sfu {
 
     /// Closes every connection (server shutdown).
     pub async fn close(&self) {
+        if let Some(l) = &self.lite {
+            l.close().await;
+            self.sampler.abort();
+            return;
+        }
         let rooms: Vec<_> = self.rooms().drain().collect();
         let mut waits = Vec::new();
         for (_, tx) in rooms {

@@ -63,6 +63,9 @@ pub struct MediaStats {
     /// packets decoded for relay listeners (counted by the realtime side).
     pub bridged_to_webrtc: AtomicU64,
     pub bridged_to_relay: AtomicU64,
+    /// Datagrams on the `rtc` engine's ports that were nobody's (an unknown address, not a
+    /// check naming a connection): dropped.
+    pub unknown_datagrams: AtomicU64,
     /// Forwarded packets per second over the last sampling second.
     pub forwarded_per_second: AtomicU64,
     pub(super) ports_leased: AtomicU64,
@@ -182,9 +185,15 @@ impl MediaStats {
                 self.bridged_to_relay.load(Relaxed),
             ),
             (
+                "meet_sfu_unknown_datagrams_total",
+                "counter",
+                "Datagrams from an address no connection has (and not a check naming one): dropped",
+                self.unknown_datagrams.load(Relaxed),
+            ),
+            (
                 "meet_sfu_udp_ports_leased",
                 "gauge",
-                "UDP ports held by open peer connections",
+                "UDP ports in use by open peer connections (webrtc engine: one per connection; rtc engine: each shard port with a connection)",
                 self.ports_leased.load(Relaxed),
             ),
         ];

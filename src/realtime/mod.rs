@@ -231,13 +231,13 @@ pub struct Realtime {
 impl Realtime {
     /// Builds the Socket.IO service and starts the tasks that turn meeting events into socket
     /// events and send the app-level pings.
-    pub fn start(services: Arc<Services>) -> Self {
+    pub fn start(services: Arc<Services>) -> std::io::Result<Self> {
         let config = services.config.realtime.clone();
         let (stop, _) = watch::channel(false);
         let (media, media_events) = Sfu::start(
             services.config.media.clone(),
             Some(services.recorder.clone()),
-        );
+        )?;
         let hub = Arc::new(Hub {
             media,
             presence: Presence::new(config.active_speaker_interval),
@@ -274,11 +274,11 @@ impl Realtime {
         let pings = tokio::spawn(run_pings(Arc::clone(&hub)));
         let media = tokio::spawn(signal::run_media_events(Arc::clone(&hub), media_events));
         let bridge = tokio::spawn(bridge::run(Arc::clone(&hub)));
-        Self {
+        Ok(Self {
             hub,
             layer,
             tasks: vec![events, pings, media, bridge],
-        }
+        })
     }
 
     pub fn layer(&self) -> SocketIoLayer {

@@ -76,6 +76,10 @@ impl TestServer {
         let mut config = Config::for_tests(dir.path());
         config.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));
         config.jobs.enabled = false;
+        // `tests/run` runs the WebRTC tests once more on the `rtc` engine.
+        if std::env::var("TEST_MEDIA_ENGINE").as_deref() == Ok("rtc") {
+            config.media.engine = meet::config::MediaEngineKind::Rtc;
+        }
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(start_time()));
         let app = meet::app::start_with_clock(config, clock.clone())

@@ -62,6 +62,8 @@ pub struct Participant {
     /// Offers the server made, and the audio sections in the last one.
     pub offers: Arc<AtomicUsize>,
     pub sections: Arc<AtomicUsize>,
+    /// The server's answer to the first offer.
+    pub answer: String,
     pub state: Arc<Mutex<RTCPeerConnectionState>>,
     /// Socket events other than signalling: (name, data, arrival).
     events: Arc<Mutex<Vec<(String, Value, Instant)>>>,
@@ -173,7 +175,7 @@ impl Participant {
             .as_str()
             .expect("answer sdp")
             .to_owned();
-        pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer"))
+        pc.set_remote_description(RTCSessionDescription::answer(answer.clone()).expect("answer"))
             .await
             .expect("apply answer");
         let params = sender.get_parameters().await.expect("sender parameters");
@@ -228,6 +230,7 @@ impl Participant {
             net,
             offers,
             sections,
+            answer,
             state,
             events: socket_events,
             tasks,

@@ -600,7 +600,7 @@ async fn a_peer_that_vanishes_is_closed_by_the_ice_timeout_and_its_port_freed() 
     let m = c.metrics().await;
     assert_eq!(metric(&m, "meet_sfu_peers"), 1.0);
     assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 1.0);
-    assert!(metric(&m, "meet_runtime_alive_tasks") > before);
+    // The engine's one port carries the connection (and would carry every other one).
     assert!(
         std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
         "the peer's port {port} is not held"
@@ -630,8 +630,8 @@ async fn a_peer_that_vanishes_is_closed_by_the_ice_timeout_and_its_port_freed() 
     );
     assert_eq!(metric(&m, "meet_sfu_peers_failed_total"), 1.0);
     assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 0.0);
-    // Its tasks are gone (the socket's remain: it is still connected; the meeting's room task
-    // stays until the meeting ends) and its port is free.
+    // Nothing of it remains (the socket's tasks remain: it is still connected), and its port
+    // is no longer in use by any connection.
     let tasks_now = || async { metric(&c.metrics().await, "meet_runtime_alive_tasks") };
     let mut tasks = f64::MAX;
     for _ in 0..30 {
@@ -645,11 +645,7 @@ async fn a_peer_that_vanishes_is_closed_by_the_ice_timeout_and_its_port_freed() 
         tasks <= before + 1.0,
         "tasks: {before} before the peer, {tasks} after its end"
     );
-    assert!(
-        std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok(),
-        "port {port} still held"
-    );
-    // The meeting ends: its room goes too.
+    // The meeting ends: nothing of it remains.
     c.end_meeting().await;
     let mut tasks = f64::MAX;
     for _ in 0..30 {
@@ -702,6 +698,157 @@ async fn host_candidates_announce_the_configured_public_address() {
         ana.answer
     );
     ana.quit().await;
+}
+
+/// A STUN binding request naming `username`, with a MESSAGE-INTEGRITY made without the
+/// connection's password (20 bytes of zeros).
+fn forged_binding(username: &str) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    let mut attr = |kind: u16, value: &[u8]| {
+        attrs.extend_from_slice(&kind.to_be_bytes());
+        attrs.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(value);
+        while attrs.len() % 4 != 0 {
+            attrs.push(0);
+        }
+    };
+    attr(0x0006, username.as_bytes());
+    attr(0x0008, &[0; 20]);
+    let mut m = Vec::new();
+    m.extend_from_slice(&0x0001u16.to_be_bytes());
+    m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    m.extend_from_slice(&[9; 12]);
+    m.extend_from_slice(&attrs);
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtc_engine_drops_and_counts_strangers_and_ignores_forged_checks() {
+    let c = class(2, |config| {
+        config.media.engine = meet::config::MediaEngineKind::Rtc;
+    })
+    .await;
+    let ana = c.peer(&c.students[0]).await;
+    let ben = c.peer(&c.students[1]).await;
+    assert!(
+        until(Duration::from_secs(10), || ana.packets_from(&ben.user) > 5
+            && ben.packets_from(&ana.user) > 5)
+        .await,
+        "two peers on one port do not hear each other"
+    );
+    let sdp = ana.answer.clone();
+    let candidate = sdp
+        .lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .expect("a host candidate");
+    let port: u16 = candidate
+        .split(' ')
+        .nth(5)
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let ufrag = sdp
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+        .expect("ufrag")
+        .to_owned();
+    // Both connections share that one port.
+    assert!(
+        ben.answer.contains(&format!(" {port} typ host")),
+        "{}",
+        ben.answer
+    );
+    let before = metric(&c.metrics().await, "meet_sfu_unknown_datagrams_total");
+
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    // RTP-looking bytes, a DTLS-looking record, and a check naming nobody: all nobody's.
+    for datagram in [
+        vec![0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7],
+        vec![22, 254, 253, 0, 0],
+        forged_binding("nobody:evil"),
+    ] {
+        stranger
+            .send_to(&datagram, ("127.0.0.1", port))
+            .await
+            .expect("send");
+    }
+    // A check naming ana's connection with a wrong MESSAGE-INTEGRITY: no answer, and what
+    // comes from that address next is still nobody's.
+    stranger
+        .send_to(
+            &forged_binding(&format!("{ufrag}:evil")),
+            ("127.0.0.1", port),
+        )
+        .await
+        .expect("send");
+    let mut buf = [0u8; 1500];
+    let answered =
+        tokio::time::timeout(Duration::from_millis(500), stranger.recv_from(&mut buf)).await;
+    assert!(answered.is_err(), "a forged check was answered");
+    stranger
+        .send_to(
+            &[0x80, 111, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7],
+            ("127.0.0.1", port),
+        )
+        .await
+        .expect("send");
+    let counted =
+        || async { metric(&c.metrics().await, "meet_sfu_unknown_datagrams_total") - before };
+    let mut dropped = 0.0;
+    for _ in 0..50 {
+        dropped = counted().await;
+        if dropped >= 4.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dropped, 4.0, "strangers' datagrams dropped and counted");
+    // The two still hear each other.
+    let flows = flowing(&[&ana, &ben], Duration::from_millis(500)).await;
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    ana.leave().await;
+    ben.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtc_engine_puts_two_meetings_on_two_shards() {
+    let c = class(2, |config| {
+        config.media.engine = meet::config::MediaEngineKind::Rtc;
+        config.media.shard_ports = vec![0, 0];
+    })
+    .await;
+    // A second meeting of the same host, with the second student.
+    let second = c.server.meeting(&c.host.1, "Second class").await;
+    let ana = c.peer(&c.students[0]).await;
+    let host = c.peer(&c.host).await;
+    let ben = Participant::join(&c.server.base, &c.students[1].1, &second, &c.students[1].0).await;
+    assert!(
+        until(Duration::from_secs(10), || ana.packets_from(&host.user) > 5
+            && host.packets_from(&ana.user) > 5)
+        .await,
+        "the first meeting's two do not hear each other"
+    );
+    let port = |sdp: &str| -> u16 {
+        sdp.lines()
+            .find(|l| l.starts_with("a=candidate:"))
+            .and_then(|l| l.split(' ').nth(5))
+            .and_then(|p| p.parse().ok())
+            .expect("a host candidate")
+    };
+    // Each meeting on a shard (and its port) of its own; one meeting never spans two.
+    assert_eq!(port(&ana.answer), port(&host.answer));
+    assert_ne!(port(&ana.answer), port(&ben.answer));
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 2.0);
+    // Nobody hears across meetings.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ben.packets_from(&ana.user), 0);
+    assert_eq!(ana.packets_from(&ben.user), 0);
+    ana.leave().await;
+    host.leave().await;
+    ben.leave().await;
 }
 
 /// The dominant frequency of Int16 LE PCM at 48 kHz, from its zero crossings.

@@ -1,0 +1,1228 @@
+//! A shard: one OS thread with its UDP socket(s), its meetings and their connections, owned
+//! outright (no task, channel or lock per connection). One turn of its loop reads a batch of
+//! datagrams, hands each to its connection (the port's [`Demux`]), forwards the RTP that comes
+//! out to the legs allowed to hear it, drains what the touched connections want to send, and
+//! sends it all in batches. Timers come from each connection's `poll_timeout`, in one heap.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription, StatsSelector};
+
+use super::conn::{self, Conn, Leg, Out};
+use super::demux::{Demux, Route, is_binding_success};
+use super::io::Socket;
+use crate::domain::routing::{Audience, RouteState, audience, may_hear};
+use crate::media::peer::{Ending, PeerKey};
+use crate::media::{Candidate, MediaError, MediaEvent, Shared, Signal, engine, rtp, sdp};
+
+/// Early candidates kept per user while their offer is on its way.
+const EARLY_CANDIDATES: usize = 32;
+/// Remote candidates one connection takes.
+const MAX_REMOTE_CANDIDATES: usize = 32;
+/// Checks in flight per connection whose address may be learned.
+const MAX_CHECKING: usize = 8;
+/// How often speakers' levels are collected.
+const LEVEL_TICK: Duration = Duration::from_millis(100);
+
+/// What the rest of the server asks of a shard.
+pub enum Cmd {
+    /// A meeting placed on this shard, with its routing state.
+    Open {
+        meeting: Arc<str>,
+        version: u64,
+        route: RouteState,
+    },
+    Offer {
+        meeting: Arc<str>,
+        user: Arc<str>,
+        owner: String,
+        sdp: String,
+        reply: oneshot::Sender<Result<String, MediaError>>,
+    },
+    Answer {
+        meeting: Arc<str>,
+        user: Arc<str>,
+        owner: String,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Candidate {
+        meeting: Arc<str>,
+        user: Arc<str>,
+        owner: String,
+        candidate: Candidate,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Leave {
+        meeting: Arc<str>,
+        user: Arc<str>,
+        owner: Option<String>,
+    },
+    Route {
+        meeting: Arc<str>,
+        version: u64,
+        route: RouteState,
+    },
+    /// A relay speaker becomes a stream of every WebRTC participant; its encoder stops when
+    /// `stop` is dropped, and encodes only while `audible`.
+    Relayed {
+        meeting: Arc<str>,
+        key: PeerKey,
+        audible: Arc<AtomicBool>,
+        stop: mpsc::Sender<()>,
+    },
+    End {
+        meeting: Arc<str>,
+        done: oneshot::Sender<()>,
+    },
+    /// Every meeting ends and the shard stops.
+    Close(oneshot::Sender<()>),
+}
+
+/// An encoded packet of a relay speaker (from its encoder, through a bounded queue).
+pub struct RelayPacket {
+    pub meeting: Arc<str>,
+    pub key: PeerKey,
+    pub packet: rtc::rtp::Packet,
+}
+
+/// Why the loop woke.
+enum Wake {
+    Readable,
+    Cmd(Cmd),
+    Relay(RelayPacket),
+    Timer,
+    Levels,
+    Sample,
+}
+
+/// A relay speaker the WebRTC participants hear, as of another participant.
+struct RelaySpeaker {
+    key: PeerKey,
+    legs: Vec<Leg>,
+    audible: Arc<AtomicBool>,
+    _stop: mpsc::Sender<()>,
+}
+
+struct Meeting {
+    route: RouteState,
+    version: u64,
+    members: HashMap<Arc<str>, usize>,
+    relayed: HashMap<Arc<str>, RelaySpeaker>,
+    early: HashMap<Arc<str>, Vec<Candidate>>,
+}
+
+/// A socket and the addresses its connections advertise.
+struct Port {
+    socket: Socket,
+    /// Host candidates (the public address when one is announced).
+    advertised: Vec<SocketAddr>,
+    /// The bound address was a wildcard: the local address comes from the datagram.
+    wildcard: bool,
+    demux: Demux<usize>,
+}
+
+pub struct Shard {
+    index: usize,
+    shared: Arc<Shared>,
+    ports: Vec<Port>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    meetings: HashMap<Arc<str>, Meeting>,
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    dirty: Vec<usize>,
+    /// RTP read from connections this turn, to forward: (speaker slot, packet).
+    inbound: Vec<(usize, rtc::rtp::Packet)>,
+}
+
+/// The addresses a socket bound to `bound` advertises: the public address if one is set,
+/// else the bound one, else (a wildcard) every address of the machine of that family that is
+/// neither loopback nor link-local.
+pub fn advertised(bound: SocketAddr, public_ip: Option<IpAddr>) -> Vec<SocketAddr> {
+    if let Some(ip) = public_ip {
+        return vec![SocketAddr::new(ip, bound.port())];
+    }
+    if !bound.ip().is_unspecified() {
+        return vec![bound];
+    }
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            let Some(addr) = ifa.address else { continue };
+            let ip: IpAddr = if let Some(v4) = addr.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                IpAddr::V6(v6.ip())
+            } else {
+                continue;
+            };
+            let link_local = match ip {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.is_unicast_link_local(),
+            };
+            if ip.is_ipv4() == bound.is_ipv4() && !ip.is_loopback() && !link_local {
+                let a = SocketAddr::new(ip, bound.port());
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn bad(what: &str, e: impl std::fmt::Display) -> MediaError {
+    MediaError::BadSignal(format!("{what}: {e}"))
+}
+
+impl Shard {
+    pub fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        sockets: Vec<std::net::UdpSocket>,
+    ) -> std::io::Result<Self> {
+        let public_ip = shared.config.public_ip;
+        let mut ports = Vec::new();
+        for s in sockets {
+            let bound = s.local_addr()?;
+            let socket = Socket::new(s)?;
+            ports.push(Port {
+                advertised: advertised(bound, public_ip),
+                wildcard: bound.ip().is_unspecified(),
+                socket,
+                demux: Demux::default(),
+            });
+        }
+        Ok(Self {
+            index,
+            shared,
+            ports,
+            conns: Vec::new(),
+            free: Vec::new(),
+            meetings: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            inbound: Vec::new(),
+        })
+    }
+
+    pub async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<Cmd>,
+        mut relay: mpsc::Receiver<RelayPacket>,
+    ) {
+        let mut levels = tokio::time::interval(LEVEL_TICK);
+        levels.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sample = tokio::time::interval(self.shared.config.stats_interval);
+        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = self.next_timer();
+            let ev = {
+                let ports = &self.ports;
+                let readable = async {
+                    if ports.len() == 1 {
+                        let _ = ports[0].socket.udp.readable().await;
+                    } else {
+                        let all = ports.iter().map(|p| Box::pin(p.socket.udp.readable()));
+                        let _ = futures_util::future::select_all(all).await;
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = readable => Wake::Readable,
+                    cmd = cmds.recv() => match cmd {
+                        Some(cmd) => Wake::Cmd(cmd),
+                        None => return,
+                    },
+                    Some(p) = relay.recv() => Wake::Relay(p),
+                    () = sleep_until(next) => Wake::Timer,
+                    _ = levels.tick() => Wake::Levels,
+                    _ = sample.tick() => Wake::Sample,
+                }
+            };
+            match ev {
+                Wake::Readable => {
+                    let now = Instant::now();
+                    for p in 0..self.ports.len() {
+                        self.receive(p, now);
+                    }
+                }
+                Wake::Cmd(Cmd::Close(done)) => {
+                    let meetings: Vec<Arc<str>> = self.meetings.keys().cloned().collect();
+                    for m in meetings {
+                        self.end(&m);
+                    }
+                    self.turn().await;
+                    let _ = done.send(());
+                    return;
+                }
+                Wake::Cmd(cmd) => self.command(cmd),
+                Wake::Relay(p) => self.relayed_packet(p),
+                Wake::Timer => self.timers(Instant::now()),
+                Wake::Levels => self.levels(),
+                Wake::Sample => self.sample(),
+            }
+            self.turn().await;
+        }
+    }
+
+    /// Reads every datagram waiting on port `p` (a batch at a time).
+    fn receive(&mut self, p: usize, now: Instant) {
+        loop {
+            let before = self.ports[p].demux.dropped;
+            let Self {
+                ports,
+                conns,
+                dirty,
+                ..
+            } = self;
+            let port = &mut ports[p];
+            let (advertised, wildcard, demux) = (&port.advertised, port.wildcard, &mut port.demux);
+            let got = port.socket.recv(|d| {
+                let slot = match demux.route(d.from, d.data) {
+                    Route::Known(s) => s,
+                    Route::Candidate(s) => {
+                        if let Some(Some(c)) = conns.get_mut(s)
+                            && !c.checking.contains(&d.from)
+                        {
+                            if c.checking.len() >= MAX_CHECKING {
+                                c.checking.remove(0);
+                            }
+                            c.checking.push(d.from);
+                        }
+                        s
+                    }
+                    Route::Unknown => {
+                        tracing::trace!(from = %d.from, len = d.data.len(), "datagram of nobody dropped");
+                        return;
+                    }
+                };
+                let Some(Some(c)) = conns.get_mut(slot) else { return };
+                let local = local_for(advertised, wildcard, d.to, d.from);
+                let read = c.pc.handle_read(TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: local,
+                        peer_addr: d.from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: BytesMut::from(d.data),
+                });
+                if let Err(e) = read {
+                    tracing::trace!(error = %e, "datagram refused by its connection");
+                }
+                if !c.dirty {
+                    c.dirty = true;
+                    dirty.push(slot);
+                }
+            });
+            let dropped = self.ports[p].demux.dropped - before;
+            if dropped > 0 {
+                self.shared
+                    .stats
+                    .unknown_datagrams
+                    .fetch_add(dropped, Relaxed);
+            }
+            match got {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(shard = self.index, error = %e, "receiving failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn touch(&mut self, slot: usize) {
+        if let Some(Some(c)) = self.conns.get_mut(slot)
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// After any input: the touched connections' reads (RTP forwarded), events and writes,
+    /// then everything sent.
+    async fn turn(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let slot = self.dirty[i];
+            i += 1;
+            self.drain_reads(slot);
+            self.drain_events(slot, now);
+            let inbound = std::mem::take(&mut self.inbound);
+            for (speaker, packet) in &inbound {
+                self.forward(*speaker, packet, now);
+            }
+            self.inbound = inbound;
+            self.inbound.clear();
+        }
+        for slot in std::mem::take(&mut self.dirty) {
+            self.drain_writes(slot);
+        }
+        for p in &mut self.ports {
+            if p.socket.queued() > 0
+                && let Err(e) = p.socket.flush().await
+            {
+                tracing::warn!(error = %e, "sending failed");
+            }
+        }
+    }
+
+    fn drain_reads(&mut self, slot: usize) {
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return;
+        };
+        while let Some(msg) = c.pc.poll_read() {
+            let RTCMessage::RtpPacket(track, packet) = msg.message else {
+                continue;
+            };
+            if c.mic.is_none() {
+                c.mic = Some(track.clone());
+            }
+            if c.mic.as_deref() == Some(track.as_str()) {
+                self.inbound.push((slot, packet));
+            }
+        }
+    }
+
+    fn drain_events(&mut self, slot: usize, now: Instant) {
+        let mut ending = None;
+        if let Some(Some(c)) = self.conns.get_mut(slot) {
+            while let Some(ev) = c.pc.poll_event() {
+                match ev {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                        tracing::debug!(user = %c.key.user, ?state, "peer connection state");
+                        match state {
+                            RTCPeerConnectionState::Failed => ending = Some(Ending::Failed),
+                            RTCPeerConnectionState::Closed => ending = Some(Ending::Closed),
+                            _ => {}
+                        }
+                    }
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        if c.tap.is_none() {
+                            c.tap = self.shared.recorder.as_ref().map(|r| r.tap(&c.meeting));
+                        }
+                        tracing::debug!(user = %c.key.user, track = %init.track_id, "track");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(ending) = ending {
+            tracing::info!(shard = self.index, ?ending, "peer connection ended");
+            self.close(slot, ending, now);
+        }
+    }
+
+    fn drain_writes(&mut self, slot: usize) {
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return;
+        };
+        c.dirty = false;
+        let port = &mut self.ports[c.socket];
+        while let Some(out) = c.pc.poll_write() {
+            let to = out.transport.peer_addr;
+            if is_binding_success(&out.message)
+                && let Some(i) = c.checking.iter().position(|a| *a == to)
+            {
+                c.checking.swap_remove(i);
+                port.demux.learn(to, slot);
+            }
+            port.socket.queue(to, out.message);
+        }
+        let wake = c.wake();
+        if wake != c.armed {
+            c.armed = wake;
+            if let Some(t) = wake {
+                self.timers.push(Reverse((t, slot, c.key.generation)));
+            }
+        }
+    }
+
+    fn next_timer(&mut self) -> Option<tokio::time::Instant> {
+        while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
+            let live = matches!(self.conns.get(slot), Some(Some(c)) if c.key.generation == generation && c.armed == Some(t));
+            if live {
+                return Some(tokio::time::Instant::from_std(t));
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(c)) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if c.key.generation != generation || c.armed != Some(t) {
+                continue;
+            }
+            c.armed = None;
+            if c.deadline.is_some_and(|d| d <= now) {
+                tracing::info!(user = %c.key.user, "no answer to the server's offer; closing the peer");
+                self.close(slot, Ending::Failed, now);
+                continue;
+            }
+            if let Err(e) = c.pc.handle_timeout(now) {
+                tracing::debug!(error = %e, "timeout handling failed");
+            }
+            self.touch(slot);
+        }
+    }
+
+    fn command(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Open {
+                meeting,
+                version,
+                route,
+            } => {
+                self.meetings.entry(meeting).or_insert(Meeting {
+                    route,
+                    version,
+                    members: HashMap::new(),
+                    relayed: HashMap::new(),
+                    early: HashMap::new(),
+                });
+            }
+            Cmd::Offer {
+                meeting,
+                user,
+                owner,
+                sdp,
+                reply,
+            } => {
+                let result = self.offer(&meeting, user, owner, sdp, now);
+                let _ = reply.send(result);
+            }
+            Cmd::Answer {
+                meeting,
+                user,
+                owner,
+                sdp,
+                reply,
+            } => {
+                let result = match self.slot_of(&meeting, &user, Some(&owner)) {
+                    Some(slot) => self.answer(slot, sdp, now),
+                    None => Err(MediaError::NoPeer),
+                };
+                let _ = reply.send(result);
+            }
+            Cmd::Candidate {
+                meeting,
+                user,
+                owner,
+                candidate,
+                reply,
+            } => {
+                let result = match self.slot_of(&meeting, &user, None) {
+                    Some(slot) => {
+                        if self.conns[slot].as_ref().is_some_and(|c| c.owner == owner) {
+                            self.candidate(slot, candidate)
+                        } else {
+                            Err(MediaError::NoPeer)
+                        }
+                    }
+                    None => {
+                        if let Some(m) = self.meetings.get_mut(&meeting) {
+                            let early = m.early.entry(user).or_default();
+                            if early.len() < EARLY_CANDIDATES {
+                                early.push(candidate);
+                            }
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Cmd::Leave {
+                meeting,
+                user,
+                owner,
+            } => {
+                let Some(m) = self.meetings.get_mut(&meeting) else {
+                    return;
+                };
+                m.early.remove(&user);
+                let dropped = m.relayed.remove(&user).is_some();
+                match self.slot_of(&meeting, &user, owner.as_deref()) {
+                    Some(slot) => self.close(slot, Ending::Closed, now),
+                    None if dropped => self.update_speakers(&meeting, now),
+                    None => {}
+                }
+            }
+            Cmd::Route {
+                meeting,
+                version,
+                route,
+            } => {
+                if let Some(m) = self.meetings.get_mut(&meeting)
+                    && version > m.version
+                {
+                    m.version = version;
+                    m.route = route;
+                    self.apply_route(&meeting);
+                }
+            }
+            Cmd::Relayed {
+                meeting,
+                key,
+                audible,
+                stop,
+            } => {
+                let Some(m) = self.meetings.get_mut(&meeting) else {
+                    return;
+                };
+                if m.members.contains_key(&key.user) {
+                    return;
+                }
+                tracing::debug!(%meeting, user = %key.user, "relay speaker bridged to WebRTC");
+                m.relayed.insert(
+                    Arc::clone(&key.user),
+                    RelaySpeaker {
+                        key,
+                        legs: Vec::new(),
+                        audible,
+                        _stop: stop,
+                    },
+                );
+                self.update_speakers(&meeting, now);
+            }
+            Cmd::End { meeting, done } => {
+                self.end(&meeting);
+                let _ = done.send(());
+            }
+            Cmd::Close(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// The slot of the user's connection in the meeting, if `owner` (when given) holds it.
+    fn slot_of(&self, meeting: &str, user: &str, owner: Option<&str>) -> Option<usize> {
+        let slot = *self.meetings.get(meeting)?.members.get(user)?;
+        let c = self.conns.get(slot)?.as_ref()?;
+        owner.is_none_or(|o| o == c.owner).then_some(slot)
+    }
+
+    fn offer(
+        &mut self,
+        meeting: &Arc<str>,
+        user: Arc<str>,
+        owner: String,
+        offer: String,
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        let Some(m) = self.meetings.get_mut(meeting) else {
+            return Err(MediaError::Ended);
+        };
+        m.relayed.remove(&user);
+        let early = m.early.remove(&user).unwrap_or_default();
+        if let Some(slot) = self.slot_of(meeting, &user, None) {
+            self.close(slot, Ending::Closed, now);
+        }
+        let port = self.least_loaded_port();
+        let (ufrag, pwd) = conn::credentials();
+        let mut pc = conn::build(
+            &self.shared.config,
+            &ufrag,
+            &pwd,
+            &self.ports[port].advertised,
+            now,
+        )
+        .map_err(|e| MediaError::Unavailable(format!("No connection could be made: {e}")))?;
+        let remote =
+            RTCSessionDescription::offer(offer.clone()).map_err(|e| bad("Invalid offer", e))?;
+        pc.set_remote_description(now, remote)
+            .map_err(|e| bad("The offer could not be applied", e))?;
+        let answer = pc
+            .create_answer(None)
+            .map_err(|e| bad("No answer could be made for this offer", e))?;
+        pc.set_local_description(now, answer)
+            .map_err(|e| bad("No answer could be made for this offer", e))?;
+        let answer = pc
+            .local_description()
+            .map(|d| sdp::prefer_fec_and_dtx(&d.sdp))
+            .ok_or_else(|| {
+                MediaError::Unavailable("The connection has no local description".into())
+            })?;
+
+        let key = PeerKey {
+            user: Arc::clone(&user),
+            generation: self.shared.next_generation(),
+        };
+        let server = &self.shared.stats;
+        let stats = server.add_participant(meeting, &user);
+        server.peers.fetch_add(1, Relaxed);
+        server.peers_opened.fetch_add(1, Relaxed);
+        let conn = Conn {
+            key,
+            meeting: Arc::clone(meeting),
+            owner: owner.clone(),
+            pc,
+            socket: port,
+            stats,
+            level_id: sdp::extmap_id(&offer, AUDIO_LEVEL_URI),
+            mic: None,
+            tap: None,
+            outlet: self.shared.outlets.get(meeting),
+            legs: Vec::new(),
+            wanted: BTreeSet::new(),
+            sending: Default::default(),
+            pending: Vec::new(),
+            deadline: None,
+            remote_candidates: 0,
+            checking: Vec::new(),
+            armed: None,
+            dirty: false,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.conns[s] = Some(conn);
+                s
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        };
+        if self.ports[port].demux.is_empty() {
+            self.shared.stats.ports_leased.fetch_add(1, Relaxed);
+        }
+        self.ports[port].demux.add(&ufrag, slot);
+        if let Some(m) = self.meetings.get_mut(meeting) {
+            m.members.insert(Arc::clone(&user), slot);
+        }
+        self.shared
+            .connected()
+            .entry(meeting.to_string())
+            .or_default()
+            .insert(Arc::clone(&user));
+        for c in early {
+            let _ = self.candidate(slot, c);
+        }
+        self.touch(slot);
+        let _ = self.shared.events.send(MediaEvent::Signal {
+            owner,
+            signal: Signal::Answer {
+                sdp: answer.clone(),
+            },
+        });
+        self.update_speakers(meeting, now);
+        Ok(answer)
+    }
+
+    fn least_loaded_port(&self) -> usize {
+        (0..self.ports.len())
+            .min_by_key(|p| self.ports[*p].demux.len())
+            .unwrap_or(0)
+    }
+
+    fn candidate(&mut self, slot: usize, c: Candidate) -> Result<(), MediaError> {
+        if c.candidate.trim().is_empty() {
+            return Ok(()); // end of candidates
+        }
+        let Some(Some(conn)) = self.conns.get_mut(slot) else {
+            return Err(MediaError::NoPeer);
+        };
+        if conn.remote_candidates >= MAX_REMOTE_CANDIDATES {
+            return Err(MediaError::BadSignal(format!(
+                "Too many candidates: a connection takes at most {MAX_REMOTE_CANDIDATES}"
+            )));
+        }
+        conn.remote_candidates += 1;
+        conn.pc
+            .add_remote_candidate(RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_mline_index,
+                ..Default::default()
+            })
+            .map_err(|e| bad("Invalid candidate", e))?;
+        self.touch(slot);
+        Ok(())
+    }
+
+    fn answer(&mut self, slot: usize, sdp: String, now: Instant) -> Result<(), MediaError> {
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return Err(MediaError::NoPeer);
+        };
+        if c.deadline.is_none() {
+            return Err(MediaError::BadSignal(
+                "No offer of the server is waiting for an answer".into(),
+            ));
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| bad("Invalid answer", e))?;
+        c.pc.set_remote_description(now, answer)
+            .map_err(|e| bad("The answer could not be applied", e))?;
+        c.deadline = None;
+        let subscriber_key = c.key.clone();
+        let meeting = Arc::clone(&c.meeting);
+        let mut accepted = Vec::new();
+        for out in std::mem::take(&mut c.pending) {
+            let payload_type = c.pc.rtp_sender(out.sender).and_then(|mut s| {
+                s.get_parameters()
+                    .rtp_parameters
+                    .codecs
+                    .first()
+                    .map(|codec| codec.payload_type)
+            });
+            match payload_type {
+                Some(pt) => accepted.push((out.speaker.clone(), out.sender, out.ssrc, pt)),
+                None => tracing::warn!(user = %subscriber_key.user, "the client refused a stream"),
+            }
+            c.sending.insert(out.speaker.clone(), out);
+        }
+        self.touch(slot);
+        let Some(m) = self.meetings.get_mut(&meeting) else {
+            return Ok(());
+        };
+        for (speaker, sender, ssrc, payload_type) in accepted {
+            let leg = Leg {
+                subscriber: slot,
+                subscriber_key: subscriber_key.clone(),
+                sender,
+                ssrc,
+                payload_type,
+                audible: may_hear(&m.route, &speaker.user, &subscriber_key.user),
+            };
+            if let Some(r) = m
+                .relayed
+                .get_mut(&speaker.user)
+                .filter(|r| r.key == speaker)
+            {
+                r.legs.push(leg);
+                r.audible.store(r.legs.iter().any(|l| l.audible), Relaxed);
+            } else if let Some(&s) = m.members.get(&speaker.user)
+                && let Some(Some(sc)) = self.conns.get_mut(s)
+                && sc.key == speaker
+            {
+                sc.legs.push(leg);
+            }
+        }
+        if let Err(e) = self.renegotiate(slot, now) {
+            // The answer itself was fine; the connection is not: it ends (as failed).
+            tracing::warn!(error = %e, "renegotiation failed");
+            self.close(slot, Ending::Failed, now);
+        }
+        Ok(())
+    }
+
+    /// Tells each member which speakers it should have a stream of: every other member and
+    /// every relay speaker. Who is heard is the routing rule's, applied on the legs.
+    fn update_speakers(&mut self, meeting: &str, now: Instant) {
+        let Some(m) = self.meetings.get(meeting) else {
+            return;
+        };
+        let members: Vec<usize> = m.members.values().copied().collect();
+        let keys: Vec<PeerKey> = members
+            .iter()
+            .filter_map(|s| self.conns.get(*s)?.as_ref().map(|c| c.key.clone()))
+            .chain(m.relayed.values().map(|r| r.key.clone()))
+            .collect();
+        for slot in members {
+            let Some(Some(c)) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            c.wanted = keys.iter().filter(|k| **k != c.key).cloned().collect();
+            if c.deadline.is_none()
+                && let Err(e) = self.renegotiate(slot, now)
+            {
+                tracing::warn!(error = %e, "renegotiation failed");
+                self.close(slot, Ending::Failed, now);
+            }
+        }
+    }
+
+    /// Offers the change between the wanted speakers and the negotiated streams, if any.
+    fn renegotiate(&mut self, slot: usize, now: Instant) -> Result<(), String> {
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return Ok(());
+        };
+        let gone: Vec<PeerKey> = c
+            .sending
+            .keys()
+            .filter(|k| !c.wanted.contains(*k))
+            .cloned()
+            .collect();
+        let new: Vec<PeerKey> = c
+            .wanted
+            .iter()
+            .filter(|k| !c.sending.contains_key(*k))
+            .cloned()
+            .collect();
+        if gone.is_empty() && new.is_empty() {
+            return Ok(());
+        }
+        for key in &gone {
+            if let Some(out) = c.sending.remove(key) {
+                c.pc.remove_track(out.sender).map_err(|e| e.to_string())?;
+            }
+        }
+        for speaker in new {
+            let ssrc = loop {
+                let s = rand::random::<u32>();
+                if s != 0
+                    && !c.sending.values().any(|o| o.ssrc == s)
+                    && !c.pending.iter().any(|o| o.ssrc == s)
+                {
+                    break s;
+                }
+            };
+            let id = format!("a-{}", speaker.user);
+            let track = MediaStreamTrack::new(
+                speaker.user.to_string(),
+                id.clone(),
+                id,
+                RtpCodecKind::Audio,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: engine::opus(),
+                    ..Default::default()
+                }],
+            );
+            // A sendonly m-line of its own (`add_track` would put it on the client's
+            // microphone m-line, the first one without a sender of ours).
+            let transceiver =
+                c.pc.add_transceiver_from_track(
+                    track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .map_err(|e| e.to_string())?;
+            c.pending.push(Out {
+                speaker,
+                sender: RTCRtpSenderId::from(transceiver),
+                ssrc,
+            });
+        }
+        let offer = c.pc.create_offer(None).map_err(|e| e.to_string())?;
+        c.pc.set_local_description(now, offer)
+            .map_err(|e| e.to_string())?;
+        let sdp =
+            c.pc.local_description()
+                .map(|d| sdp::prefer_fec_and_dtx(&d.sdp))
+                .ok_or("no local description")?;
+        let _ = self.shared.events.send(MediaEvent::Signal {
+            owner: c.owner.clone(),
+            signal: Signal::Offer { sdp },
+        });
+        self.shared.stats.renegotiations.fetch_add(1, Relaxed);
+        c.deadline = Some(now + self.shared.config.answer_timeout);
+        // The legs of the streams that went were their speakers': gone with them.
+        self.touch(slot);
+        Ok(())
+    }
+
+    /// Removes, from every speaker of the meeting, the legs `f` picks.
+    fn drop_legs(&mut self, meeting: &str, f: impl Fn(&Leg) -> bool) {
+        let Some(m) = self.meetings.get_mut(meeting) else {
+            return;
+        };
+        for slot in m.members.values() {
+            if let Some(Some(c)) = self.conns.get_mut(*slot) {
+                c.legs.retain(|l| !f(l));
+            }
+        }
+        for r in m.relayed.values_mut() {
+            r.legs.retain(|l| !f(l));
+            r.audible.store(r.legs.iter().any(|l| l.audible), Relaxed);
+        }
+    }
+
+    fn apply_route(&mut self, meeting: &str) {
+        let Some(m) = self.meetings.get_mut(meeting) else {
+            return;
+        };
+        for slot in m.members.values() {
+            if let Some(Some(c)) = self.conns.get_mut(*slot) {
+                for l in &mut c.legs {
+                    l.audible = may_hear(&m.route, &c.key.user, &l.subscriber_key.user);
+                }
+            }
+        }
+        for r in m.relayed.values_mut() {
+            for l in &mut r.legs {
+                l.audible = may_hear(&m.route, &r.key.user, &l.subscriber_key.user);
+            }
+            r.audible.store(r.legs.iter().any(|l| l.audible), Relaxed);
+        }
+    }
+
+    /// One packet of speaker `slot`: counted, its level read, offered to the recordings and the
+    /// relay listeners, then written to every audible leg (extensions stripped, SSRC and
+    /// payload type the leg's).
+    fn forward(&mut self, slot: usize, packet: &rtc::rtp::Packet, now: Instant) {
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let server = &self.shared.stats;
+        let bytes = packet.payload.len() as u64;
+        c.stats.packets_in.fetch_add(1, Relaxed);
+        c.stats.bytes_in.fetch_add(bytes, Relaxed);
+        server.received_packets.fetch_add(1, Relaxed);
+        if let Some(level) = c
+            .level_id
+            .and_then(|id| rtp::audio_level(&packet.header, id))
+        {
+            let loudness = (rtp::loudness(level) * 1e6) as u32;
+            c.stats.peak_level.fetch_max(loudness, Relaxed);
+        }
+        let h = &packet.header;
+        if let Some(tap) = &c.tap {
+            tap.rtp(
+                &c.key.user,
+                h.ssrc,
+                h.sequence_number,
+                h.timestamp,
+                &packet.payload,
+            );
+        }
+        c.outlet
+            .offer(&c.key.user, h.sequence_number, &packet.payload);
+        let legs = std::mem::take(&mut c.legs);
+        self.write_legs(&legs, packet, now);
+        if let Some(Some(c)) = self.conns.get_mut(slot) {
+            c.legs = legs;
+        }
+    }
+
+    fn write_legs(&mut self, legs: &[Leg], packet: &rtc::rtp::Packet, now: Instant) {
+        let bytes = packet.payload.len() as u64;
+        let mut sent = 0u64;
+        let mut stripped = packet.clone();
+        rtp::strip_extensions(&mut stripped.header);
+        for leg in legs {
+            if !leg.audible {
+                continue;
+            }
+            let Some(Some(sub)) = self.conns.get_mut(leg.subscriber) else {
+                continue;
+            };
+            if sub.key != leg.subscriber_key {
+                continue;
+            }
+            let mut copy = stripped.clone();
+            rtp::retarget(&mut copy.header, leg.ssrc, leg.payload_type);
+            let Some(mut sender) = sub.pc.rtp_sender(leg.sender) else {
+                continue;
+            };
+            match sender.write_rtp(now, copy) {
+                Ok(()) => {
+                    sent += 1;
+                    sub.stats.packets_out.fetch_add(1, Relaxed);
+                    sub.stats.bytes_out.fetch_add(bytes, Relaxed);
+                }
+                Err(e) => {
+                    sub.stats.dropped_out.fetch_add(1, Relaxed);
+                    self.shared.stats.dropped_packets.fetch_add(1, Relaxed);
+                    tracing::trace!(error = %e, "packet not forwarded");
+                }
+            }
+            if !sub.dirty {
+                sub.dirty = true;
+                self.dirty.push(leg.subscriber);
+            }
+        }
+        if sent > 0 {
+            let server = &self.shared.stats;
+            server.forwarded_packets.fetch_add(sent, Relaxed);
+            server.forwarded_bytes.fetch_add(sent * bytes, Relaxed);
+        }
+    }
+
+    fn relayed_packet(&mut self, p: RelayPacket) {
+        let Some(m) = self.meetings.get_mut(&p.meeting) else {
+            return;
+        };
+        let Some(r) = m.relayed.get_mut(&p.key.user).filter(|r| r.key == p.key) else {
+            return;
+        };
+        let legs = std::mem::take(&mut r.legs);
+        self.shared.stats.bridged_to_webrtc.fetch_add(1, Relaxed);
+        self.write_legs(&legs, &p.packet, Instant::now());
+        if let Some(r) = self
+            .meetings
+            .get_mut(&p.meeting)
+            .and_then(|m| m.relayed.get_mut(&p.key.user))
+            .filter(|r| r.key == p.key)
+        {
+            r.legs = legs;
+        }
+    }
+
+    /// Closes a connection: its ufrag and addresses leave the port's table, its legs (as a
+    /// speaker and as a subscriber) go, and the others' streams of it are taken out.
+    fn close(&mut self, slot: usize, ending: Ending, now: Instant) {
+        let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let _ = c.pc.close();
+        let port = &mut self.ports[c.socket];
+        while let Some(out) = c.pc.poll_write() {
+            port.socket.queue(out.transport.peer_addr, out.message);
+        }
+        port.demux.remove(slot);
+        let server = &self.shared.stats;
+        if port.demux.is_empty() {
+            server.ports_leased.fetch_sub(1, Relaxed);
+        }
+        self.free.push(slot);
+        server.peers.fetch_sub(1, Relaxed);
+        if ending == Ending::Failed {
+            server.peers_failed.fetch_add(1, Relaxed);
+        }
+        server.remove_participant(&c.meeting, &c.key.user, &c.stats);
+        let meeting = Arc::clone(&c.meeting);
+        if let Some(m) = self.meetings.get_mut(&meeting)
+            && m.members.get(&c.key.user) == Some(&slot)
+        {
+            m.members.remove(&c.key.user);
+            if let Some(set) = self.shared.connected().get_mut(&*meeting) {
+                set.remove(&c.key.user);
+            }
+        }
+        let key = c.key;
+        self.drop_legs(&meeting, |l| l.subscriber_key == key);
+        self.update_speakers(&meeting, now);
+    }
+
+    fn end(&mut self, meeting: &str) {
+        let Some(m) = self.meetings.get_mut(meeting) else {
+            return;
+        };
+        m.relayed.clear();
+        let slots: Vec<usize> = m.members.values().copied().collect();
+        // Nobody is offered anything any more: the meeting goes first.
+        let m = self.meetings.remove(meeting);
+        self.shared.connected().remove(meeting);
+        for slot in slots {
+            let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            let _ = c.pc.close();
+            let port = &mut self.ports[c.socket];
+            while let Some(out) = c.pc.poll_write() {
+                port.socket.queue(out.transport.peer_addr, out.message);
+            }
+            port.demux.remove(slot);
+            let server = &self.shared.stats;
+            if port.demux.is_empty() {
+                server.ports_leased.fetch_sub(1, Relaxed);
+            }
+            self.free.push(slot);
+            server.peers.fetch_sub(1, Relaxed);
+            server.remove_participant(&c.meeting, &c.key.user, &c.stats);
+        }
+        drop(m);
+    }
+
+    /// The loudest level each heard speaker reached since the last tick.
+    fn levels(&mut self) {
+        for (id, m) in &self.meetings {
+            let mut levels = Vec::new();
+            for (user, slot) in &m.members {
+                let Some(Some(c)) = self.conns.get(*slot) else {
+                    continue;
+                };
+                let peak = c.stats.peak_level.swap(0, Relaxed);
+                let level = peak as f32 / 1e6;
+                c.stats.level.store(level.to_bits(), Relaxed);
+                if peak > 0 && audience(&m.route, user) != Audience::Nobody {
+                    levels.push((Arc::clone(user), level));
+                }
+            }
+            if !levels.is_empty() {
+                let _ = self.shared.events.send(MediaEvent::Levels {
+                    meeting: Arc::clone(id),
+                    levels,
+                });
+            }
+        }
+    }
+
+    /// Loss and jitter of each participant's audio, and the ICE round trip.
+    fn sample(&mut self) {
+        let now = Instant::now();
+        for c in self.conns.iter_mut().flatten() {
+            let report = c.pc.get_stats(now, StatsSelector::None);
+            let (mut lost, mut jitter) = (0i64, 0f64);
+            for s in report.inbound_rtp_streams() {
+                lost += s.received_rtp_stream_stats.packets_lost;
+                jitter = jitter.max(s.received_rtp_stream_stats.jitter);
+            }
+            let rtt = report
+                .candidate_pairs()
+                .filter(|p| p.nominated)
+                .map(|p| p.current_round_trip_time)
+                .fold(0f64, f64::max);
+            c.stats.lost_in.store(lost, Relaxed);
+            c.stats.jitter_us.store((jitter * 1e6) as u64, Relaxed);
+            c.stats.rtt_us.store((rtt * 1e6) as u64, Relaxed);
+        }
+    }
+}
+
+/// The local address the agent must see for a datagram: the advertised candidate (the
+/// public address, or the bound one), or for a wildcard bind the one it arrived at.
+fn local_for(
+    advertised: &[SocketAddr],
+    wildcard: bool,
+    to: Option<IpAddr>,
+    from: SocketAddr,
+) -> SocketAddr {
+    if wildcard
+        && let Some(ip) = to
+        && let Some(a) = advertised.iter().find(|a| a.ip() == ip)
+    {
+        return *a;
+    }
+    advertised
+        .iter()
+        .find(|a| a.is_ipv4() == from.is_ipv4())
+        .or(advertised.first())
+        .copied()
+        .unwrap_or(from)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
