@@ -105,7 +105,11 @@ test("recorded from the UI, played to its end in a student's page", async () => 
   await ana.getByRole("link", { name: "Recordings" }).click();
   const ranges = [];
   ana.on("response", (r) => { if (r.url().includes("/audio")) ranges.push(r.status()); });
-  await ana.getByRole("button", { name: `Load recording of ${s.meeting.topic}` }).click();
+  const load = ana.getByRole("button", { name: `Load recording of ${s.meeting.topic}` });
+  await load.click();
+  // The button goes once the signed link is the player's source: a play() before that would be
+  // interrupted by the player's load of it.
+  await load.waitFor({ state: "detached" });
   const audio = ana.getByRole("region").or(ana.locator("audio[aria-label]")).first();
   const played = await audio.evaluate((el) => new Promise((resolve, reject) => {
     const a = /** @type {HTMLAudioElement} */ (el);
