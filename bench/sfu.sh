@@ -2,12 +2,14 @@
 # SFU load: `meet serve` (release build) driven by WebRTC participants made with the same
 # webrtc crate (bench/sfu_load.rs). See bench/README.md.
 #
-#   bash bench/sfu.sh                         # 1x50:3, 1x50:all, 10x10:all, 1x50:0 — 20 s each
-#   DURATION=10 SCENARIOS=1x50:3 bash bench/sfu.sh
+#   bash bench/sfu.sh                 # 1x50:3, 1x50:all, 10x10:all, 3x50:all, 1x50:0 — 20 s each,
+#                                     # on meet's rtc and webrtc engines and on Janus, side by side
+#   DURATION=10 SCENARIOS=1x50:3 ENGINES=rtc bash bench/sfu.sh
 #
 # Knobs: DURATION (seconds measured per scenario, 20), SCENARIOS (comma-separated KxN:S:
-# K meetings of N participants, S speakers each, `all` or a number), NO_BUILD=1, MEET_BIN,
-# JSON_OUT=path.
+# K meetings of N participants, S speakers each, `all` or a number), ENGINES (rtc,webrtc,janus),
+# SHARDS (the rtc engine's, 2), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
+# MEET_BIN, JSON_OUT=path.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -16,6 +18,9 @@ MEET_BIN=${MEET_BIN:-$TARGET_DIR/release/meet}
 if [ "${NO_BUILD:-0}" != 1 ]; then
     cargo build --release --bin meet --example sfu-load
 fi
-args=(--meet "$MEET_BIN" --duration "${DURATION:-20}" --scenarios "${SCENARIOS:-1x50:3,1x50:all,10x10:all,1x50:0}")
+args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
+    --scenarios "${SCENARIOS:-1x50:3,1x50:all,10x10:all,3x50:all,1x50:0}"
+    --engines "${ENGINES:-rtc,webrtc,janus}" --shards "${SHARDS:-2}")
+[ "${PIN:-0}" = 1 ] && args+=(--pin)
 [ -n "${JSON_OUT:-}" ] && args+=(--json "$JSON_OUT")
 exec "$TARGET_DIR/release/examples/sfu-load" "${args[@]}"

@@ -35,6 +35,9 @@ use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, RTCSessionD
 
 /// LiveKit's published cost of forwarding one audio packet (derived from its 3,000-listener
 /// audio benchmark), for comparison.
+#[path = "sfu_janus.rs"]
+mod janus;
+
 const LIVEKIT_US_PER_PACKET: f64 = 13.0;
 const ADMIN_PASSWORD: &str = "sfu-bench-admin-pass";
 
@@ -48,8 +51,19 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     duration: u64,
     /// Comma-separated `KxN:S` scenarios.
-    #[arg(long, default_value = "1x50:3,1x50:all,10x10:all,1x50:0")]
+    #[arg(long, default_value = "1x50:3,1x50:all,10x10:all,3x50:all,1x50:0")]
     scenarios: String,
+    /// Comma-separated engines to run every scenario on, side by side: meet's `media.engine`
+    /// (`rtc`, `webrtc`), or `janus` (Debian's Janus 1.1, VideoRoom, audio only).
+    #[arg(long, default_value = "rtc,webrtc,janus")]
+    engines: String,
+    /// `rtc` engine: shards (one UDP port and one thread each).
+    #[arg(long, default_value_t = 2)]
+    shards: u16,
+    /// Pins the server to CPU 1 and the generator to CPU 0 (`taskset`), so neither takes the
+    /// other's core.
+    #[arg(long)]
+    pin: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -137,7 +151,18 @@ fn proc_usage(pid: u32) -> (f64, u64) {
     (cpu, rss)
 }
 
-async fn start_server(meet: &Path, ports: u16) -> Result<Server> {
+async fn start_server(args: &Args, engine: &str, ports: u16) -> Result<Server> {
+    let media = match engine {
+        "rtc" => {
+            let ports: Vec<String> = (0..args.shards).map(|i| (ports + i).to_string()).collect();
+            format!("engine = \"rtc\"\nudp_ports = [{}]", ports.join(", "))
+        }
+        "webrtc" => format!(
+            "engine = \"webrtc\"\nudp_port_min = {ports}\nudp_port_max = {}",
+            ports + 999
+        ),
+        other => bail!("unknown engine {other} (rtc or webrtc)"),
+    };
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("meet.toml");
     std::fs::write(
@@ -154,17 +179,22 @@ argon2_iterations = 1
 requests_per_window = 1000000
 [media]
 bind = ["127.0.0.1"]
-udp_port_min = {ports}
-udp_port_max = {max}
+{media}
 [logging]
 format = "json"
 level = "warn,meet=info,meet::access=warn"
 "#,
             data = dir.path().join("data").display(),
-            max = ports + 999,
         ),
     )?;
-    let mut child = tokio::process::Command::new(meet)
+    let mut command = if args.pin {
+        let mut c = tokio::process::Command::new("taskset");
+        c.args(["-c", "1"]).arg(&args.meet);
+        c
+    } else {
+        tokio::process::Command::new(&args.meet)
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
         .env_remove("MEET_CONFIG")
@@ -172,7 +202,7 @@ level = "warn,meet=info,meet::access=warn"
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("running {}", meet.display()))?;
+        .with_context(|| format!("running {}", args.meet.display()))?;
     let pid = child.id().context("server pid")?;
     // The server logs (JSON lines) on stderr.
     let stderr = child.stderr.take().context("server stderr")?;
@@ -431,6 +461,8 @@ struct Participant {
     mic: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     pt: u8,
+    /// Janus: the subscriber connection the others' streams arrive on (meet: `pc` itself).
+    receiver: Option<Arc<dyn PeerConnection>>,
 }
 
 async fn join(
@@ -442,17 +474,7 @@ async fn join(
     config: &meet::config::MediaConfig,
 ) -> Result<Participant> {
     let (sio, mut events) = Sio::connect(base, token, meeting).await?;
-    let (tx, mut pc_events) = mpsc::unbounded_channel();
-    let pc: Arc<dyn PeerConnection> = Arc::new(
-        PeerConnectionBuilder::new()
-            .with_media_engine(meet::media::engine::media_engine()?)
-            .with_interceptor_registry(meet::media::engine::registry())
-            .with_setting_engine(meet::media::engine::setting_engine(config))
-            .with_handler(Arc::new(Bridge(tx)))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-            .build()
-            .await?,
-    );
+    let (pc, mut pc_events) = peer(config, "127.0.0.1:0").await?;
     let ssrc = rand::random::<u32>() | 1;
     let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
     let sender = pc
@@ -460,14 +482,7 @@ async fn join(
         .await?;
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
-    let mut tracks = Vec::new();
-    while let Some(ev) = pc_events.recv().await {
-        match ev {
-            PcEvent::Gathered => break,
-            PcEvent::Track(t) => tracks.push(t),
-            _ => {}
-        }
-    }
+    let tracks = gathered(&mut pc_events).await;
     let sdp = pc.local_description().await.context("offer")?.sdp;
     let ack = sio
         .call(
@@ -492,7 +507,8 @@ async fn join(
                 continue;
             }
             let sdp = signal["sdp"].as_str().unwrap_or_default().to_owned();
-            let sections = sdp.matches("m=audio ").count();
+            // A stream per other participant (on the rtc engine one is on the mic's line).
+            let streams = sdp.matches("a=msid:").count();
             let answered = async {
                 signal_pc
                     .set_remote_description(RTCSessionDescription::offer(sdp)?)
@@ -512,19 +528,67 @@ async fn join(
                 }
                 return;
             }
-            if !complete && sections >= size {
+            if !complete && streams + 1 >= size {
                 complete = true;
                 signal_tally.complete.fetch_add(1, Relaxed);
             }
         }
     });
-    // Every stream the server sends: count and time what falls in the window.
+    count_streams(tracks, pc_events, tally);
+    Ok(Participant {
+        pc,
+        mic,
+        ssrc,
+        pt,
+        receiver: None,
+    })
+}
+
+/// A peer connection of the generator, its socket bound to `addr`, and its events.
+async fn peer(
+    config: &meet::config::MediaConfig,
+    addr: &str,
+) -> Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<PcEvent>)> {
+    let (tx, events) = mpsc::unbounded_channel();
+    let pc: Arc<dyn PeerConnection> = Arc::new(
+        PeerConnectionBuilder::new()
+            .with_media_engine(meet::media::engine::media_engine()?)
+            .with_interceptor_registry(meet::media::engine::registry())
+            .with_setting_engine(meet::media::engine::setting_engine(config))
+            .with_handler(Arc::new(Bridge(tx)))
+            .with_udp_addrs(vec![addr.to_owned()])
+            .build()
+            .await?,
+    );
+    Ok((pc, events))
+}
+
+/// Waits for the end of candidate gathering; the tracks that arrived meanwhile.
+async fn gathered(events: &mut mpsc::UnboundedReceiver<PcEvent>) -> Vec<Arc<dyn TrackRemote>> {
+    let mut tracks = Vec::new();
+    while let Some(ev) = events.recv().await {
+        match ev {
+            PcEvent::Gathered => break,
+            PcEvent::Track(t) => tracks.push(t),
+            _ => {}
+        }
+    }
+    tracks
+}
+
+/// Every stream the server sends on a connection (`early` ones first): counted and timed
+/// when it falls in the window.
+fn count_streams(
+    early: Vec<Arc<dyn TrackRemote>>,
+    mut events: mpsc::UnboundedReceiver<PcEvent>,
+    tally: Arc<Tally>,
+) {
     tokio::spawn(async move {
-        let mut pending = tracks.into_iter();
+        let mut pending = early.into_iter();
         loop {
             let track = match pending.next() {
                 Some(t) => t,
-                None => match pc_events.recv().await {
+                None => match events.recv().await {
                     Some(PcEvent::Track(t)) => t,
                     Some(_) => continue,
                     None => return,
@@ -533,7 +597,6 @@ async fn join(
             tokio::spawn(receive(track, Arc::clone(&tally)));
         }
     });
-    Ok(Participant { pc, mic, ssrc, pt })
 }
 
 async fn receive(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
@@ -612,6 +675,7 @@ async fn speak(p: Arc<Participant>, listeners: u64, tally: Arc<Tally>, stop: Arc
 #[derive(Debug, serde::Serialize)]
 struct Outcome {
     scenario: String,
+    engine: String,
     participants: usize,
     speakers: usize,
     forwarded_per_s: f64,
@@ -647,15 +711,41 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
-    let server = start_server(&args.meet, ports).await?;
-    let groups = provision(&server.base, s.meetings, s.size).await?;
+async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outcome> {
+    let janus = engine == "janus";
+    if janus && s.record {
+        bail!("{}: recording is meet's, not Janus'", s.label);
+    }
+    let server = if janus {
+        let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        janus::start(http_port, ports, args.pin).await?
+    } else {
+        start_server(args, engine, ports).await?
+    };
+    let groups = if janus {
+        Vec::new()
+    } else {
+        provision(&server.base, s.meetings, s.size).await?
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, rss0) = proc_usage(server.pid);
     let tally = Arc::new(Tally::default());
     let media = meet::config::Config::for_tests(Path::new("/tmp")).media;
     let mut speakers = Vec::new();
     let mut everyone = Vec::new();
+    if janus {
+        let all =
+            janus::join_all(&server.base, s.meetings, s.size, Arc::clone(&tally), &media).await?;
+        for (i, p) in all.into_iter().enumerate() {
+            let p = Arc::new(p);
+            if i % s.size < s.speakers {
+                speakers.push(Arc::clone(&p));
+            }
+            everyone.push(p);
+        }
+    }
     for g in &groups {
         for (i, (_, token)) in g.members.iter().enumerate() {
             let p = Arc::new(
@@ -718,7 +808,11 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
 
     let (cpu0, _) = proc_usage(server.pid);
     let (own0, _) = proc_usage(std::process::id());
-    let fwd0 = metric(&server.base, "meet_sfu_forwarded_packets_total").await;
+    let fwd0 = if janus {
+        0.0
+    } else {
+        metric(&server.base, "meet_sfu_forwarded_packets_total").await
+    };
     let start = Instant::now();
     *tally.window.lock().map_err(|_| anyhow!("window"))? = (now_ns(), u64::MAX);
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
@@ -726,7 +820,11 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
     let secs = start.elapsed().as_secs_f64();
     let (cpu1, rss1) = proc_usage(server.pid);
     let (own1, _) = proc_usage(std::process::id());
-    let fwd1 = metric(&server.base, "meet_sfu_forwarded_packets_total").await;
+    let fwd1 = if janus {
+        0.0
+    } else {
+        metric(&server.base, "meet_sfu_forwarded_packets_total").await
+    };
     let mut stop_to_completed_s = f64::NAN;
     if s.record {
         let stopped = Instant::now();
@@ -765,7 +863,12 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
     stop.store(1, Relaxed);
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let forwarded = fwd1 - fwd0;
+    // Janus counts nothing for us: what it forwarded is what the participants received.
+    let forwarded = if janus {
+        tally.received.load(Relaxed) as f64
+    } else {
+        fwd1 - fwd0
+    };
     let cpu = cpu1 - cpu0;
     let expected = tally.expected.load(Relaxed) as f64;
     let received = tally.received.load(Relaxed) as f64;
@@ -774,6 +877,7 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
     let per_packet = |v: f64| if forwarded > 0.0 { v } else { f64::NAN };
     let outcome = Outcome {
         scenario: s.label.clone(),
+        engine: engine.to_owned(),
         participants: total,
         speakers: speakers.len(),
         forwarded_per_s: forwarded / secs,
@@ -803,6 +907,9 @@ async fn run(args: &Args, s: &Scenario, ports: u16) -> Result<Outcome> {
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     for p in &everyone {
         let _ = p.pc.close().await;
+        if let Some(rx) = &p.receiver {
+            let _ = rx.close().await;
+        }
     }
     Ok(outcome)
 }
@@ -818,8 +925,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn print_table(rows: &[Outcome]) {
     println!(
-        "{:<15} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "{:<15} {:<6} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
         "scenario",
+        "engine",
         "peers",
         "talk",
         "fwd pkt/s",
@@ -836,8 +944,9 @@ fn print_table(rows: &[Outcome]) {
     );
     for r in rows {
         println!(
-            "{:<15} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1} {:>8.2}",
+            "{:<15} {:<6} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1} {:>8.2}",
             r.scenario,
+            r.engine,
             r.participants,
             r.speakers,
             r.forwarded_per_s,
@@ -855,16 +964,18 @@ fn print_table(rows: &[Outcome]) {
     }
     // Recording against not recording, for each scenario run both ways: the median of each
     // side when a scenario was run several times (servers differ by a few % run to run).
-    let mut bases: Vec<&str> = Vec::new();
+    let mut bases: Vec<(&str, &str)> = Vec::new();
     for r in rows.iter().filter(|r| r.recordings > 0) {
-        let base = r.scenario.trim_end_matches(":rec");
+        let base = (r.engine.as_str(), r.scenario.trim_end_matches(":rec"));
         if !bases.contains(&base) {
             bases.push(base);
         }
     }
-    for base in bases {
+    for (engine, base) in bases {
         let side = |label: &str| -> Vec<&Outcome> {
-            rows.iter().filter(|r| r.scenario == label).collect()
+            rows.iter()
+                .filter(|r| r.scenario == label && r.engine == engine)
+                .collect()
         };
         let (plain, rec) = (side(base), side(&format!("{base}:rec")));
         if plain.is_empty() {
@@ -874,8 +985,9 @@ fn print_table(rows: &[Outcome]) {
         let p99 = |v: &[&Outcome]| median(v.iter().map(|r| r.p99_ms).collect());
         let stop = median(rec.iter().map(|r| r.stop_to_completed_s).collect());
         println!(
-            "{}: recording adds {:+.1} % of a core ({:.1} → {:.1}), p99 {:+.2} ms ({:.2} → {:.2}), stop → completed {:.2} s for {} recordings{}",
+            "{} on {}: recording adds {:+.1} % of a core ({:.1} → {:.1}), p99 {:+.2} ms ({:.2} → {:.2}), stop → completed {:.2} s for {} recordings{}",
             base,
+            engine,
             cpu(&rec) - cpu(&plain),
             cpu(&plain),
             cpu(&rec),
@@ -901,12 +1013,31 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let scenarios = parse_scenarios(&args.scenarios)?;
     now_ns();
+    if args.pin {
+        // Every thread of the generator on CPU 0 (the server gets CPU 1).
+        let pinned = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", "0", &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("taskset")?;
+        if !pinned.success() {
+            bail!("taskset could not pin the generator");
+        }
+    }
+    let engines: Vec<&str> = args.engines.split(',').map(str::trim).collect();
+    if engines.contains(&"janus") && !janus::available() {
+        bail!("the janus engine needs Debian's janus (apt-get install janus)");
+    }
     let mut rows = Vec::new();
-    for (i, s) in scenarios.iter().enumerate() {
-        eprintln!("running {} for {} s…", s.label, args.duration);
-        // Below Linux's ephemeral range (32768–60999), where the generator's own sockets are.
-        let ports = 20_000 + 1_000 * (i as u16 % 12);
-        rows.push(run(&args, s, ports).await?);
+    let mut i = 0u16;
+    for s in &scenarios {
+        for engine in &engines {
+            eprintln!("running {} on {engine} for {} s…", s.label, args.duration);
+            // Below Linux's ephemeral range (32768–60999), where the generator's own sockets are.
+            let ports = 20_000 + 1_000 * (i % 12);
+            i += 1;
+            rows.push(run(&args, s, engine, ports).await?);
+        }
     }
     print_table(&rows);
     if let Some(path) = &args.json {

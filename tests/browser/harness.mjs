@@ -28,7 +28,8 @@ export async function startServer(extraEnv = {}) {
       MEET_CONFIG: "/dev/null",
       MEET_DATABASE__URL: "mem://",
       MEET_SERVER__LISTEN: "127.0.0.1:0",
-      MEET_MEDIA__BIND: '["127.0.0.1"]',
+      // Loopback, unless `tests/run` gives the machine's address (Firefox on the rtc engine).
+      MEET_MEDIA__BIND: process.env.TEST_MEDIA_BIND || '["127.0.0.1"]',
       MEET_MEDIA__UDP_PORT: "0",
       // `tests/run` runs the Chromium tests once more on the `rtc` engine.
       ...(process.env.TEST_MEDIA_ENGINE ? { MEET_MEDIA__ENGINE: process.env.TEST_MEDIA_ENGINE } : {}),
@@ -188,19 +189,29 @@ export async function joinRoom(page, meeting, transport = "webrtc") {
 }
 
 /**
- * What this page's WebRTC connection received, per speaker (userId from the track id
- * `a-<userId>`): packets and total audio energy.
+ * What this page's WebRTC connection received, per speaker: packets and total audio energy.
+ * The speaker of each m-line is the stream id (the userId) of its `a=msid` in the server's last
+ * description: a line the server reuses for another speaker keeps the track the browser made
+ * for it first, so the track id cannot say.
  */
 export async function inbound(page) {
   return page.evaluate(async () => {
     const pc = window.meetRoom?.audio?.pc;
     const out = {};
-    if (!pc) return out;
+    if (!pc?.remoteDescription) return out;
+    const speakers = {};
+    for (const section of pc.remoteDescription.sdp.split(/\r?\nm=/).slice(1)) {
+      const mid = section.match(/^a=mid:(\S+)/m)?.[1];
+      const stream = section.match(/^a=msid:(\S+)/m)?.[1];
+      if (mid !== undefined && stream) speakers[mid] = stream;
+    }
     const stats = await pc.getStats();
     stats.forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "audio" && s.trackIdentifier) {
-        out[s.trackIdentifier.replace(/^a-/, "")] = { packets: s.packetsReceived || 0, energy: s.totalAudioEnergy || 0 };
-      }
+      const user = s.type === "inbound-rtp" && s.kind === "audio" && speakers[s.mid];
+      if (!user) return;
+      out[user] = out[user] || { packets: 0, energy: 0 };
+      out[user].packets += s.packetsReceived || 0;
+      out[user].energy += s.totalAudioEnergy || 0;
     });
     return out;
   });

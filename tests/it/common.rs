@@ -77,7 +77,7 @@ impl TestServer {
         config.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));
         config.jobs.enabled = false;
         // `tests/run` runs the WebRTC tests once more on the `rtc` engine.
-        if std::env::var("TEST_MEDIA_ENGINE").as_deref() == Ok("rtc") {
+        if rtc_engine() {
             config.media.engine = meet::config::MediaEngineKind::Rtc;
         }
         tweak(&mut config);
@@ -250,4 +250,10 @@ impl Class {
             .await
             .expect(200);
     }
+}
+
+/// Whether the WebRTC tests run on the `rtc` engine this time (`TEST_MEDIA_ENGINE=rtc`, as
+/// `tests/run`'s second pass does).
+pub fn rtc_engine() -> bool {
+    std::env::var("TEST_MEDIA_ENGINE").as_deref() == Ok("rtc")
 }

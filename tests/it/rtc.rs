@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,21 +98,45 @@ async fn gathered(events: &mut mpsc::UnboundedReceiver<PcEvent>, stash: &mut Vec
     let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
 }
 
+/// How a participant joins (the default: candidates in the offer, the server reached where it
+/// says).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Join {
+    /// The offer goes without candidates and each candidate follows as its own `candidate`
+    /// signal (half before the offer, half after the answer).
+    pub trickle: bool,
+    /// The server is reached at this address instead (a NAT or a proxy in front of it): every
+    /// candidate in the server's descriptions is rewritten to it.
+    pub through: Option<SocketAddr>,
+}
+
+/// `sdp` with every candidate's address and port rewritten to `through`, if given.
+fn reach_through(sdp: &str, through: Option<SocketAddr>) -> String {
+    let Some(addr) = through else {
+        return sdp.to_owned();
+    };
+    let (ip, port) = (addr.ip().to_string(), addr.port().to_string());
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            let mut fields: Vec<&str> = line.trim_end().split(' ').collect();
+            if !line.starts_with("a=candidate:") || fields.len() < 6 {
+                return line.to_owned();
+            }
+            fields[4] = &ip;
+            fields[5] = &port;
+            format!("{}\r\n", fields.join(" "))
+        })
+        .collect()
+}
+
 impl Participant {
     /// Connects the socket, makes the first offer and applies the server's answer.
     pub async fn join(base: &str, token: &str, meeting: &str, user: &str) -> Self {
-        Self::join_with(base, token, meeting, user, false).await
+        Self::join_with(base, token, meeting, user, Join::default()).await
     }
 
-    /// With `trickle`, the offer goes without candidates and each candidate follows as its
-    /// own `candidate` signal (half before the offer, half after the answer).
-    pub async fn join_with(
-        base: &str,
-        token: &str,
-        meeting: &str,
-        user: &str,
-        trickle: bool,
-    ) -> Self {
+    pub async fn join_with(base: &str, token: &str, meeting: &str, user: &str, how: Join) -> Self {
+        let trickle = how.trickle;
         let mut sio = Client::spawn(Kind::NodeWebsocket).await;
         let connected = sio
             .connect(base, AuthForm::Object, token, Some(meeting))
@@ -175,7 +200,8 @@ impl Participant {
             .as_str()
             .expect("answer sdp")
             .to_owned();
-        pc.set_remote_description(RTCSessionDescription::answer(answer.clone()).expect("answer"))
+        let applied = reach_through(&answer, how.through);
+        pc.set_remote_description(RTCSessionDescription::answer(applied).expect("answer"))
             .await
             .expect("apply answer");
         let params = sender.get_parameters().await.expect("sender parameters");
@@ -203,6 +229,7 @@ impl Participant {
                 Arc::clone(&offers),
                 Arc::clone(&sections),
                 Arc::clone(&socket_events),
+                how.through,
             )),
             tokio::spawn(receive(
                 events,
@@ -289,6 +316,7 @@ async fn signalling(
     offers: Arc<AtomicUsize>,
     sections: Arc<AtomicUsize>,
     events: Arc<Mutex<Vec<(String, Value, Instant)>>>,
+    through: Option<SocketAddr>,
 ) {
     loop {
         tokio::select! {
@@ -313,7 +341,7 @@ async fn signalling(
                 if signal["type"] != "offer" {
                     continue; // the answer event (applied from the ack) and candidates
                 }
-                let sdp = signal["sdp"].as_str().unwrap_or_default().to_owned();
+                let sdp = reach_through(signal["sdp"].as_str().unwrap_or_default(), through);
                 sections.store(sdp.matches("m=audio ").count(), Relaxed);
                 let offer = RTCSessionDescription::offer(sdp).expect("server offer");
                 pc.set_remote_description(offer).await.expect("apply server offer");

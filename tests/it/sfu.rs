@@ -4,12 +4,14 @@
 //! go; bad signals; a peer that vanishes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::Class;
-use crate::rtc::{Aiortc, Participant};
+use crate::common::{Class, rtc_engine};
+use crate::rtc::{Aiortc, Join, Participant};
 use crate::sio::{AuthForm, Client, Kind};
 
 /// A host, `n` students and a meeting.
@@ -109,7 +111,17 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     let host = c.peer(&c.host).await;
     // Ana's candidates trickle (signals of their own, before and after her offer).
     let (ana_id, ana_token) = &c.students[0];
-    let ana = Participant::join_with(&c.server.base, ana_token, &c.meeting, ana_id, true).await;
+    let ana = Participant::join_with(
+        &c.server.base,
+        ana_token,
+        &c.meeting,
+        ana_id,
+        Join {
+            trickle: true,
+            ..Join::default()
+        },
+    )
+    .await;
     let ben = c.peer(&c.students[1]).await;
     let all = [&host, &ana, &ben];
     let everyone = pairs(&[
@@ -138,7 +150,7 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
             assert_eq!(heard.ssrcs.len(), 1, "{} → {speaker}: {heard:?}", p.user);
         }
         // The server's offer: the client's microphone section and one per other participant.
-        assert!(p.offers.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        assert!(p.offers.load(Relaxed) >= 1);
     }
 
     // The audio levels the clients stamp (−10 dBov ≈ 0.833) make an active speaker, announced
@@ -166,10 +178,7 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
 
     // Private mode with ana: only host ↔ ana; ben hears no one and no one hears ben. No
     // renegotiation: the offers stay as they were.
-    let offers: Vec<usize> = all
-        .iter()
-        .map(|p| p.offers.load(std::sync::atomic::Ordering::Relaxed))
-        .collect();
+    let offers: Vec<usize> = all.iter().map(|p| p.offers.load(Relaxed)).collect();
     c.switch("private", Some(&ana.user)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
@@ -180,10 +189,7 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     c.switch("broadcast", None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(flowing(&all, Duration::from_millis(600)).await, everyone);
-    let after: Vec<usize> = all
-        .iter()
-        .map(|p| p.offers.load(std::sync::atomic::Ordering::Relaxed))
-        .collect();
+    let after: Vec<usize> = all.iter().map(|p| p.offers.load(Relaxed)).collect();
     assert_eq!(offers, after, "mode switches renegotiated");
 
     // A server-side mute stops ana's packets within 100 ms, at every listener.
@@ -278,20 +284,12 @@ async fn ten_peers_renegotiate_as_people_join_and_leave() {
     );
     // Everyone's last offer: their microphone and nine speakers.
     for p in &people {
-        assert_eq!(
-            p.sections.load(std::sync::atomic::Ordering::Relaxed),
-            10,
-            "{}",
-            p.user
-        );
+        assert_eq!(p.sections.load(Relaxed), 10, "{}", p.user);
     }
 
     // Three leave (their sockets close): the others get an offer without their streams, and
     // nothing more of them.
-    let offers_before: Vec<usize> = people
-        .iter()
-        .map(|p| p.offers.load(std::sync::atomic::Ordering::Relaxed))
-        .collect();
+    let offers_before: Vec<usize> = people.iter().map(|p| p.offers.load(Relaxed)).collect();
     let gone: Vec<Participant> = people.drain(7..).collect();
     let gone_ids: Vec<String> = gone.iter().map(|p| p.user.clone()).collect();
     for p in gone {
@@ -301,10 +299,7 @@ async fn ten_peers_renegotiate_as_people_join_and_leave() {
         until(Duration::from_secs(10), || people
             .iter()
             .zip(&offers_before)
-            .all(|(p, before)| p
-                .offers
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > *before))
+            .all(|(p, before)| p.offers.load(Relaxed) > *before))
         .await,
         "no renegotiation after three left"
     );
@@ -336,6 +331,12 @@ async fn ten_peers_renegotiate_as_people_join_and_leave() {
         .await,
         "the late joiner is not heard both ways"
     );
+    if rtc_engine() {
+        // The late joiner's stream took a departed speaker's m-line: no offer grew.
+        for p in &people {
+            assert_eq!(p.sections.load(Relaxed), 10, "{}", p.user);
+        }
+    }
     let m = c.metrics().await;
     assert_eq!(metric(&m, "meet_sfu_peers"), 8.0);
     late.leave().await;
@@ -738,15 +739,7 @@ async fn the_rtc_engine_drops_and_counts_strangers_and_ignores_forged_checks() {
         "two peers on one port do not hear each other"
     );
     let sdp = ana.answer.clone();
-    let candidate = sdp
-        .lines()
-        .find(|l| l.starts_with("a=candidate:"))
-        .expect("a host candidate");
-    let port: u16 = candidate
-        .split(' ')
-        .nth(5)
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = candidate_port(&sdp);
     let ufrag = sdp
         .lines()
         .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
@@ -830,13 +823,7 @@ async fn the_rtc_engine_puts_two_meetings_on_two_shards() {
         .await,
         "the first meeting's two do not hear each other"
     );
-    let port = |sdp: &str| -> u16 {
-        sdp.lines()
-            .find(|l| l.starts_with("a=candidate:"))
-            .and_then(|l| l.split(' ').nth(5))
-            .and_then(|p| p.parse().ok())
-            .expect("a host candidate")
-    };
+    let port = candidate_port;
     // Each meeting on a shard (and its port) of its own; one meeting never spans two.
     assert_eq!(port(&ana.answer), port(&host.answer));
     assert_ne!(port(&ana.answer), port(&ben.answer));
@@ -849,6 +836,178 @@ async fn the_rtc_engine_puts_two_meetings_on_two_shards() {
     ana.leave().await;
     host.leave().await;
     ben.leave().await;
+}
+
+/// The port of the first candidate in `sdp`.
+fn candidate_port(sdp: &str) -> u16 {
+    sdp.lines()
+        .find(|l| l.starts_with("a=candidate:"))
+        .and_then(|l| l.split(' ').nth(5))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no host candidate in {sdp}"))
+}
+
+/// A NAT in front of the server for one client: the client sends to `front`, the NAT forwards
+/// from one outside port, and from another once `moved` is set (it rebinds), and passes back
+/// whatever comes to either. `back_in[i]`: datagrams the server sent to outside port `i`.
+struct Nat {
+    front: std::net::SocketAddr,
+    moved: Arc<AtomicBool>,
+    back_in: Arc<[AtomicU64; 2]>,
+    _tasks: tokio::task::JoinSet<()>,
+}
+
+impl Nat {
+    async fn start(server: std::net::SocketAddr) -> Self {
+        let bind = || async {
+            Arc::new(
+                tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind"),
+            )
+        };
+        let front = bind().await;
+        let backs = [bind().await, bind().await];
+        let client = Arc::new(Mutex::new(None));
+        let moved = Arc::new(AtomicBool::new(false));
+        let back_in: Arc<[AtomicU64; 2]> = Arc::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, back) in backs.iter().enumerate() {
+            let (back, front, client, back_in) = (
+                Arc::clone(back),
+                Arc::clone(&front),
+                Arc::clone(&client),
+                Arc::clone(&back_in),
+            );
+            tasks.spawn(async move {
+                let mut buf = vec![0u8; 2048];
+                while let Ok((n, _)) = back.recv_from(&mut buf).await {
+                    back_in[i].fetch_add(1, Relaxed);
+                    let to = *client.lock().expect("client");
+                    if let Some(to) = to {
+                        let _ = front.send_to(&buf[..n], to).await;
+                    }
+                }
+            });
+        }
+        let addr = front.local_addr().expect("addr");
+        let is_moved = Arc::clone(&moved);
+        tasks.spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().expect("client") = Some(from);
+                let back = &backs[usize::from(is_moved.load(Relaxed))];
+                let _ = back.send_to(&buf[..n], server).await;
+            }
+        });
+        Self {
+            front: addr,
+            moved,
+            back_in,
+            _tasks: tasks,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtc_engine_keeps_hearing_a_peer_whose_source_port_changes() {
+    let c = class(2, |config| {
+        config.media.engine = meet::config::MediaEngineKind::Rtc;
+    })
+    .await;
+    let ben = c.peer(&c.students[1]).await;
+    let port = candidate_port(&ben.answer);
+    let nat = Nat::start(([127, 0, 0, 1], port).into()).await;
+    let (ana_id, ana_token) = &c.students[0];
+    let how = Join {
+        through: Some(nat.front),
+        ..Join::default()
+    };
+    let ana = Participant::join_with(&c.server.base, ana_token, &c.meeting, ana_id, how).await;
+    assert!(
+        until(Duration::from_secs(10), || ana.packets_from(&ben.user) > 10
+            && ben.packets_from(&ana.user) > 10)
+        .await,
+        "the two do not hear each other through the NAT"
+    );
+    let unknown = metric(&c.metrics().await, "meet_sfu_unknown_datagrams_total");
+    // The NAT rebinds: ana's packets now come from another port. SRTP from there is nobody's
+    // until her next consent check from it is answered; then the server learns the address.
+    nat.moved.store(true, Relaxed);
+    let (heard, moved_at) = (ben.packets_from(&ana.user), Instant::now());
+    assert!(
+        until(Duration::from_secs(15), || ben.packets_from(&ana.user)
+            > heard + 50)
+        .await,
+        "ana is not heard after her port moved"
+    );
+    let took = moved_at.elapsed();
+    // The server answers at the new port, and ana still hears ben.
+    assert!(
+        nat.back_in[1].load(Relaxed) > 0,
+        "nothing sent to the new port"
+    );
+    let hears = ana.packets_from(&ben.user);
+    assert!(
+        until(Duration::from_secs(5), || ana.packets_from(&ben.user)
+            > hears + 20)
+        .await,
+        "ana no longer hears ben"
+    );
+    let dropped = metric(&c.metrics().await, "meet_sfu_unknown_datagrams_total") - unknown;
+    eprintln!(
+        "rebinding: 50 packets of ana heard {took:?} after the move; {dropped} datagrams from the new port dropped before it was learned"
+    );
+    ana.leave().await;
+    ben.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtc_engine_carries_fifty_peers_on_one_port() {
+    let c = class(49, |config| {
+        config.media.engine = meet::config::MediaEngineKind::Rtc;
+    })
+    .await;
+    let everyone: Vec<&(String, String)> =
+        std::iter::once(&c.host).chain(c.students.iter()).collect();
+    let mut people = Vec::new();
+    for p in everyone {
+        people.push(c.peer(p).await);
+    }
+    // Three speak, the rest listen.
+    for p in &people[3..] {
+        p.talking.store(false, Relaxed);
+    }
+    let port = candidate_port(&people[0].answer);
+    for p in &people {
+        assert_eq!(candidate_port(&p.answer), port, "{}", p.answer);
+    }
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_peers"), 50.0);
+    assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 1.0);
+    let speakers: Vec<&str> = people[..3].iter().map(|p| p.user.as_str()).collect();
+    let all_hear = |floor: &HashMap<(String, String), u64>| {
+        people.iter().all(|l| {
+            speakers.iter().filter(|s| **s != l.user).all(|s| {
+                let before = floor.get(&(l.user.clone(), (*s).to_owned())).copied();
+                l.packets_from(s) > before.unwrap_or(0) + 10
+            })
+        })
+    };
+    assert!(
+        until(Duration::from_secs(60), || all_hear(&HashMap::new())).await,
+        "not every one of 50 hears the three speakers"
+    );
+    // And keeps hearing them.
+    let refs: Vec<&Participant> = people.iter().collect();
+    let floor = counts(&refs);
+    assert!(
+        until(Duration::from_secs(10), || all_hear(&floor)).await,
+        "the three speakers stopped reaching everyone"
+    );
+    for p in people {
+        p.leave().await;
+    }
 }
 
 /// The dominant frequency of Int16 LE PCM at 48 kHz, from its zero crossings.

@@ -8,10 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand::distr::{Alphanumeric, SampleString};
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
 use webrtc::peer_connection::{RTCPeerConnection, SettingEngine, SettingEngineBuilder};
 
 use super::super::bridge::Outlet;
@@ -70,6 +74,8 @@ pub struct Conn {
     pub armed: Option<Instant>,
     /// Touched this turn: its output is to be drained.
     pub dirty: bool,
+    /// DTLS is done (the connection was `connected` once): SRTP can be written to it.
+    pub secured: bool,
 }
 
 impl Conn {
@@ -141,4 +147,49 @@ pub fn build(
         pc.add_local_candidate(init).map_err(|e| e.to_string())?;
     }
     Ok(pc)
+}
+
+/// Holds the client's own lines without a sender (its microphone's, and any it offered to
+/// receive on) with stand-in tracks, so that `add_track`, which takes the first line without a
+/// sender, places the server's streams on the server's lines only. A browser names the track
+/// of such a line itself (not `a-<userId>`), so a speaker there could not be told by its track.
+/// Remove the stand-ins once the streams are placed (they are never negotiated).
+pub fn hold_client_lines(pc: &mut RTCPeerConnection) -> Result<Vec<RTCRtpSenderId>, String> {
+    let ids: Vec<usize> = pc.get_transceivers().collect();
+    let free: Vec<bool> = ids
+        .into_iter()
+        .filter_map(|id| {
+            let t = pc.rtp_transceiver(id)?;
+            t.sender().is_none().then(|| t.direction().has_recv())
+        })
+        .collect();
+    let Some(last) = free.iter().rposition(|recv| *recv) else {
+        return Ok(Vec::new());
+    };
+    (0..=last)
+        .map(|i| {
+            let id = format!("hold-{i}");
+            let track = audio_track(&id, &id, rand::random::<u32>() | 1);
+            pc.add_track(track).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// An Opus track of the server's: MediaStream id `stream`, track id (and label) `id`, and one
+/// encoding with `ssrc`.
+pub fn audio_track(stream: &str, id: &str, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        stream.to_owned(),
+        id.to_owned(),
+        id.to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: engine::opus(),
+            ..Default::default()
+        }],
+    )
 }

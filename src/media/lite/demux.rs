@@ -96,8 +96,21 @@ impl<K: Copy + Eq> Demux<K> {
 /// Whether a datagram the connection sends is a STUN binding success response: the agent's
 /// acceptance of a check (its MESSAGE-INTEGRITY held), after which the check's address is
 /// learned. A check that fails integrity gets no success response, so it teaches nothing.
-pub fn is_binding_success(datagram: &[u8]) -> bool {
+fn is_binding_success(datagram: &[u8]) -> bool {
     datagram.len() >= 20 && datagram[0..2] == [0x01, 0x01] && datagram[4..8] == MAGIC_COOKIE
+}
+
+/// Whether a datagram the connection sends to an address that checked it shows that the agent
+/// accepted the check: its binding success, or the triggered check it sends back instead when
+/// the check nominated a pair not yet valid (USE-CANDIDATE on the first check: Firefox's
+/// aggressive nomination towards an ICE-lite server). The reply to that triggered check comes
+/// from the address, so it must be routed. The agent does neither for a check whose USERNAME
+/// or MESSAGE-INTEGRITY is wrong.
+pub fn accepts_check(datagram: &[u8]) -> bool {
+    is_binding_success(datagram)
+        || (datagram.len() >= 20
+            && u16::from_be_bytes([datagram[0], datagram[1]]) == BINDING_REQUEST
+            && datagram[4..8] == MAGIC_COOKIE)
 }
 
 /// Our ufrag in a STUN binding request's USERNAME (`ours:theirs`), if the datagram is one.
@@ -198,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_success_response_is_an_acceptance() {
+    fn a_success_or_a_triggered_check_is_an_acceptance() {
         let mut ok = binding("srv1:cli");
         ok[0..2].copy_from_slice(&[0x01, 0x01]);
         assert!(is_binding_success(&ok));
@@ -207,6 +220,10 @@ mod tests {
         assert!(!is_binding_success(&error));
         assert!(!is_binding_success(&binding("srv1:cli")));
         assert!(!is_binding_success(&[0x80, 111, 0, 1]));
+        assert!(accepts_check(&ok));
+        assert!(accepts_check(&binding("cli:srv1")));
+        assert!(!accepts_check(&error));
+        assert!(!accepts_check(&[0x80, 111, 0, 1]));
     }
 
     #[test]

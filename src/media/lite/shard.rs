@@ -12,14 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -27,12 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription, StatsSelector};
 
 use super::conn::{self, Conn, Leg, Out};
-use super::demux::{Demux, Route, is_binding_success};
+use super::demux::{Demux, Route, accepts_check};
 use super::io::Socket;
 use crate::domain::routing::{Audience, RouteState, audience, may_hear};
 use crate::media::peer::{Ending, PeerKey};
-use crate::media::{Candidate, MediaError, MediaEvent, Shared, Signal, engine, rtp, sdp};
+use crate::media::{Candidate, MediaError, MediaEvent, Shared, Signal, rtp, sdp};
 
+/// Receive batches (of up to 32 datagrams) handled a turn, per port.
+const READ_BATCHES: usize = 4;
 /// Early candidates kept per user while their offer is on its way.
 const EARLY_CANDIDATES: usize = 32;
 /// Remote candidates one connection takes.
@@ -245,8 +243,9 @@ impl Shard {
                         let _ = futures_util::future::select_all(all).await;
                     }
                 };
+                // Not biased: a socket that is always readable (a full shard) must not starve
+                // the commands, the timers, the levels or the stats.
                 tokio::select! {
-                    biased;
                     () = readable => Wake::Readable,
                     cmd = cmds.recv() => match cmd {
                         Some(cmd) => Wake::Cmd(cmd),
@@ -276,17 +275,24 @@ impl Shard {
                 }
                 Wake::Cmd(cmd) => self.command(cmd),
                 Wake::Relay(p) => self.relayed_packet(p),
-                Wake::Timer => self.timers(Instant::now()),
+                Wake::Timer => {}
                 Wake::Levels => self.levels(),
                 Wake::Sample => self.sample(),
             }
+            // The connections' timers that are due, whatever woke the loop: under full load
+            // some other branch is always ready, and the core's timers (reports, consent,
+            // DTLS) must still run on time.
+            self.timers(Instant::now());
             self.turn().await;
         }
     }
 
-    /// Reads every datagram waiting on port `p` (a batch at a time).
+    /// Reads the datagrams waiting on port `p`, a batch at a time and at most `READ_BATCHES`
+    /// batches a turn: what they make the shard send goes out before more is read (reading the
+    /// whole backlog of a full shard first queued each datagram's 49 copies in memory, hundreds
+    /// of megabytes, and delayed all of them).
     fn receive(&mut self, p: usize, now: Instant) {
-        loop {
+        for _ in 0..READ_BATCHES {
             let before = self.ports[p].demux.dropped;
             let Self {
                 ports,
@@ -418,6 +424,7 @@ impl Shard {
                         match state {
                             RTCPeerConnectionState::Failed => ending = Some(Ending::Failed),
                             RTCPeerConnectionState::Closed => ending = Some(Ending::Closed),
+                            RTCPeerConnectionState::Connected => c.secured = true,
                             _ => {}
                         }
                     }
@@ -445,7 +452,7 @@ impl Shard {
         let port = &mut self.ports[c.socket];
         while let Some(out) = c.pc.poll_write() {
             let to = out.transport.peer_addr;
-            if is_binding_success(&out.message)
+            if accepts_check(&out.message)
                 && let Some(i) = c.checking.iter().position(|a| *a == to)
             {
                 c.checking.swap_remove(i);
@@ -453,12 +460,17 @@ impl Shard {
             }
             port.socket.queue(to, out.message);
         }
-        let wake = c.wake();
-        if wake != c.armed {
-            c.armed = wake;
-            if let Some(t) = wake {
+        // One live heap entry per connection: re-armed only for an earlier wake. A later one
+        // waits for the armed entry, which re-arms when it fires (the core's own timers say
+        // what is due). Re-arming on every move would leave a stale entry per packet in the
+        // heap until its time: gigabytes under full load.
+        match (c.wake(), c.armed) {
+            (Some(t), Some(armed)) if t >= armed => {}
+            (Some(t), _) => {
+                c.armed = Some(t);
                 self.timers.push(Reverse((t, slot, c.key.generation)));
             }
+            (None, _) => {}
         }
     }
 
@@ -522,7 +534,13 @@ impl Shard {
                 reply,
             } => {
                 let result = self.offer(&meeting, user, owner, sdp, now);
+                let joined = result.is_ok();
                 let _ = reply.send(result);
+                // The others' re-offers after the answer is on its way (their renegotiations
+                // are this turn's slowest work).
+                if joined {
+                    self.update_speakers(&meeting, now);
+                }
             }
             Cmd::Answer {
                 meeting,
@@ -634,6 +652,8 @@ impl Shard {
         owner.is_none_or(|o| o == c.owner).then_some(slot)
     }
 
+    /// A client's first offer: its connection, and the answer (also sent as an event, before
+    /// any offer of the server). The caller then brings everyone's streams up to date.
     fn offer(
         &mut self,
         meeting: &Arc<str>,
@@ -704,6 +724,7 @@ impl Shard {
             checking: Vec::new(),
             armed: None,
             dirty: false,
+            secured: false,
         };
         let slot = match self.free.pop() {
             Some(s) => {
@@ -737,7 +758,6 @@ impl Shard {
                 sdp: answer.clone(),
             },
         });
-        self.update_speakers(meeting, now);
         Ok(answer)
     }
 
@@ -883,11 +903,14 @@ impl Shard {
         if gone.is_empty() && new.is_empty() {
             return Ok(());
         }
-        for key in &gone {
-            if let Some(out) = c.sending.remove(key) {
-                c.pc.remove_track(out.sender).map_err(|e| e.to_string())?;
-            }
-        }
+        // New streams first, on the m-lines freed in earlier rounds (each went inactive in an
+        // offer that was answered, so a client sees the new stream as a new track), then the
+        // departed speakers' lines are freed for the next round.
+        let held = if new.is_empty() {
+            Vec::new()
+        } else {
+            conn::hold_client_lines(&mut c.pc)?
+        };
         for speaker in new {
             let ssrc = loop {
                 let s = rand::random::<u32>();
@@ -898,38 +921,29 @@ impl Shard {
                     break s;
                 }
             };
-            let id = format!("a-{}", speaker.user);
-            let track = MediaStreamTrack::new(
-                speaker.user.to_string(),
-                id.clone(),
-                id,
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: engine::opus(),
-                    ..Default::default()
-                }],
-            );
-            // A sendonly m-line of its own (`add_track` would put it on the client's
-            // microphone m-line, the first one without a sender of ours).
-            let transceiver =
-                c.pc.add_transceiver_from_track(
-                    track,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        streams: vec![],
-                        send_encodings: vec![],
-                    }),
-                )
-                .map_err(|e| e.to_string())?;
+            let track = conn::audio_track(&speaker.user, &format!("a-{}", speaker.user), ssrc);
+            // `add_track` takes the first m-line without a sender (a departed speaker's; the
+            // client's are held), or makes a new one: sendonly here.
+            let lines = c.pc.get_transceivers().count();
+            let sender = c.pc.add_track(track).map_err(|e| e.to_string())?;
+            if usize::from(sender) >= lines
+                && let Some(mut t) = c.pc.rtp_transceiver(sender.into())
+            {
+                t.set_direction(RTCRtpTransceiverDirection::Sendonly);
+            }
             c.pending.push(Out {
                 speaker,
-                sender: RTCRtpSenderId::from(transceiver),
+                sender,
                 ssrc,
             });
+        }
+        for sender in held {
+            c.pc.remove_track(sender).map_err(|e| e.to_string())?;
+        }
+        for key in &gone {
+            if let Some(out) = c.sending.remove(key) {
+                c.pc.remove_track(out.sender).map_err(|e| e.to_string())?;
+            }
         }
         let offer = c.pc.create_offer(None).map_err(|e| e.to_string())?;
         c.pc.set_local_description(now, offer)
@@ -1034,7 +1048,8 @@ impl Shard {
             let Some(Some(sub)) = self.conns.get_mut(leg.subscriber) else {
                 continue;
             };
-            if sub.key != leg.subscriber_key {
+            // Not before its keys exist (the core would fail each packet, loudly).
+            if sub.key != leg.subscriber_key || !sub.secured {
                 continue;
             }
             let mut copy = stripped.clone();

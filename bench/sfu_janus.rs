@@ -1,0 +1,419 @@
+//! The peer SFU the load is compared with: Debian's Janus 1.1, VideoRoom plugin, audio only,
+//! one multistream subscriber per participant, driven over Janus' HTTP API (long-polled events)
+//! by the same `webrtc`-crate participants as meet (bench/README.md).
+//!
+//! Each participant publishes its microphone on one connection (Janus' publishers are their
+//! own peer connections) and receives every other participant's stream on a second one (one
+//! subscriber handle subscribed to every other feed at once, after every publisher is in).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+
+use meet::media::engine::{PcEvent, local_track};
+
+use super::{Participant, Server, Tally, count_streams, gathered, peer};
+
+/// Where the participants' sockets bind: Janus (libnice) gathers no loopback candidate, so both
+/// ends are on the machine's own address, which the kernel carries over the loopback device all
+/// the same.
+const ANY: &str = "0.0.0.0:0";
+
+/// Starts Janus with a configuration of its own (HTTP transport on 127.0.0.1:`http_port`,
+/// VideoRoom only, IPv4, RTP ports from `ports`).
+pub async fn start(http_port: u16, ports: u16, pin: bool) -> Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let lib = "/usr/lib/x86_64-linux-gnu/janus";
+    let plugins = [
+        "audiobridge",
+        "duktape",
+        "echotest",
+        "lua",
+        "nosip",
+        "recordplay",
+        "sip",
+        "streaming",
+        "textroom",
+        "videocall",
+        "voicemail",
+    ]
+    .map(|p| format!("libjanus_{p}.so"))
+    .join(",");
+    let transports = ["mqtt", "nanomsg", "pfunix", "rabbitmq", "websockets"]
+        .map(|p| format!("libjanus_{p}.so"))
+        .join(",");
+    let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text);
+    write(
+        "janus.jcfg",
+        format!(
+            r#"general: {{
+  configs_folder = "{cfg}"
+  plugins_folder = "{lib}/plugins"
+  transports_folder = "{lib}/transports"
+  events_folder = "{lib}/events"
+  loggers_folder = "{lib}/loggers"
+  log_to_stdout = true
+  debug_level = 4
+  session_timeout = 120
+}}
+media: {{
+  ipv6 = false
+  rtp_port_range = "{ports}-{max}"
+}}
+plugins: {{
+  disable = "{plugins}"
+}}
+transports: {{
+  disable = "{transports}"
+}}
+events: {{
+  broadcast = false
+}}
+"#,
+            cfg = dir.path().display(),
+            max = ports + 999,
+        ),
+    )?;
+    write(
+        "janus.transport.http.jcfg",
+        format!(
+            "general: {{\n  json = \"compact\"\n  base_path = \"/janus\"\n  http = true\n  port = {http_port}\n  ip = \"127.0.0.1\"\n  https = false\n}}\nadmin: {{\n  admin_http = false\n}}\n"
+        ),
+    )?;
+    write("janus.plugin.videoroom.jcfg", "general: {\n}\n".into())?;
+    let mut command = if pin {
+        let mut c = tokio::process::Command::new("taskset");
+        c.args(["-c", "1", "janus"]);
+        c
+    } else {
+        tokio::process::Command::new("janus")
+    };
+    let mut child = command
+        .arg("-F")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running janus (apt-get install janus)")?;
+    let pid = child.id().context("janus pid")?;
+    let stdout = child.stdout.take().context("janus stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.contains("HTTP webserver started") {
+                return Ok::<_, anyhow::Error>(());
+            }
+        }
+        bail!("janus exited before its HTTP transport started")
+    })
+    .await
+    .context("janus did not start within 30 s")??;
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("[ERR]") {
+                eprintln!("janus: {line}");
+            }
+        }
+    });
+    Ok(Server {
+        child,
+        base: format!("http://127.0.0.1:{http_port}/janus"),
+        pid,
+        _dir: dir,
+    })
+}
+
+type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
+
+/// One Janus session: requests, and the events of its long poll by transaction.
+struct Session {
+    http: reqwest::Client,
+    url: String,
+    waiting: Waiting,
+    next: AtomicU64,
+}
+
+impl Session {
+    async fn create(http: &reqwest::Client, base: &str) -> Result<Arc<Self>> {
+        let v = post(http, base, json!({"janus": "create", "transaction": "c"})).await?;
+        let id = v["data"]["id"].as_u64().context("no session id")?;
+        let session = Arc::new(Self {
+            http: http.clone(),
+            url: format!("{base}/{id}"),
+            waiting: Arc::default(),
+            next: AtomicU64::new(1),
+        });
+        let poll = Arc::clone(&session);
+        tokio::spawn(async move {
+            loop {
+                let Ok(res) = poll.http.get(format!("{}?maxev=10", poll.url)).send().await else {
+                    return;
+                };
+                let Ok(v) = res.json::<Value>().await else {
+                    return;
+                };
+                let events = match v {
+                    Value::Array(a) => a,
+                    one => vec![one],
+                };
+                for ev in events {
+                    if ev["janus"] == "keepalive" {
+                        continue;
+                    }
+                    let Some(t) = ev["transaction"].as_str() else {
+                        continue;
+                    };
+                    let tx = poll.waiting.lock().ok().and_then(|mut w| w.remove(t));
+                    if let Some(tx) = tx {
+                        let _ = tx.send(ev);
+                    }
+                }
+            }
+        });
+        Ok(session)
+    }
+
+    async fn attach(&self) -> Result<u64> {
+        let v = post(
+            &self.http,
+            &self.url,
+            json!({"janus": "attach", "plugin": "janus.plugin.videoroom", "transaction": "a"}),
+        )
+        .await?;
+        v["data"]["id"].as_u64().context("no handle id")
+    }
+
+    /// A plugin message; its answer (synchronous, or the event that follows an `ack`).
+    async fn message(&self, handle: u64, body: Value, jsep: Option<Value>) -> Result<Value> {
+        let t = format!("t{}", self.next.fetch_add(1, Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .map_err(|_| anyhow!("waiting"))?
+            .insert(t.clone(), tx);
+        let mut req = json!({"janus": "message", "transaction": t, "body": body});
+        if let Some(jsep) = jsep {
+            req["jsep"] = jsep;
+        }
+        let v = post(&self.http, &format!("{}/{handle}", self.url), req).await?;
+        let ev = if v["janus"] == "ack" {
+            tokio::time::timeout(Duration::from_secs(30), rx)
+                .await
+                .context("no Janus event within 30 s")??
+        } else {
+            v
+        };
+        let data = &ev["plugindata"]["data"];
+        if data["error"].is_string() {
+            bail!("janus: {}", data);
+        }
+        Ok(ev)
+    }
+
+    /// Tells Janus the client's candidates are all in its SDP.
+    async fn candidates_done(&self, handle: u64) -> Result<()> {
+        post(
+            &self.http,
+            &format!("{}/{handle}", self.url),
+            json!({"janus": "trickle", "transaction": "d", "candidate": {"completed": true}}),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Value) -> Result<Value> {
+    let v: Value = http.post(url).json(&body).send().await?.json().await?;
+    if v["janus"] == "error" {
+        bail!("janus: {}", v["error"]);
+    }
+    Ok(v)
+}
+
+/// Waits (at most 10 s) for the connection to be connected.
+async fn connected(events: &mut mpsc::UnboundedReceiver<PcEvent>) -> Result<()> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(ev) = events.recv().await {
+            if let PcEvent::State(state) = ev {
+                match state {
+                    RTCPeerConnectionState::Connected => return Ok(()),
+                    RTCPeerConnectionState::Failed => bail!("ICE or DTLS failed"),
+                    _ => {}
+                }
+            }
+        }
+        bail!("the connection went away")
+    })
+    .await
+    .context("not connected within 10 s")?
+}
+
+/// A publisher: its session, handle and feed id.
+struct Publisher {
+    session: Arc<Session>,
+    feed: u64,
+    participant: Participant,
+}
+
+/// Every participant of `meetings` rooms of `size`: publishers first, then each one's
+/// subscriber to every other feed. Returns them in room order.
+pub async fn join_all(
+    base: &str,
+    meetings: usize,
+    size: usize,
+    tally: Arc<Tally>,
+    config: &meet::config::MediaConfig,
+) -> Result<Vec<Participant>> {
+    let http = reqwest::Client::new();
+    let mut everyone = Vec::new();
+    for m in 0..meetings {
+        let room = 1000 + m as u64;
+        let admin = Session::create(&http, base).await?;
+        let handle = admin.attach().await?;
+        admin
+            .message(
+                handle,
+                json!({"request": "create", "room": room, "publishers": size + 1,
+                       "audiocodec": "opus", "notify_joining": false}),
+                None,
+            )
+            .await
+            .context("creating a room")?;
+        let mut publishers = Vec::new();
+        for i in 0..size {
+            let feed = room * 1000 + i as u64 + 1;
+            publishers.push(
+                publish(&http, base, room, feed, config)
+                    .await
+                    .with_context(|| format!("publisher {i} of room {room}"))?,
+            );
+        }
+        let feeds: Vec<u64> = publishers.iter().map(|p| p.feed).collect();
+        for p in publishers {
+            let others: Vec<Value> = feeds
+                .iter()
+                .filter(|f| **f != p.feed)
+                .map(|f| json!({"feed": f}))
+                .collect();
+            let mut participant = p.participant;
+            participant.receiver = Some(
+                subscribe(&p.session, room, others, Arc::clone(&tally), config)
+                    .await
+                    .with_context(|| format!("subscriber of feed {}", p.feed))?,
+            );
+            tally.complete.fetch_add(1, Relaxed);
+            everyone.push(participant);
+        }
+    }
+    Ok(everyone)
+}
+
+async fn publish(
+    http: &reqwest::Client,
+    base: &str,
+    room: u64,
+    feed: u64,
+    config: &meet::config::MediaConfig,
+) -> Result<Publisher> {
+    let session = Session::create(http, base).await?;
+    let handle = session.attach().await?;
+    session
+        .message(
+            handle,
+            json!({"request": "join", "ptype": "publisher", "room": room, "id": feed}),
+            None,
+        )
+        .await?;
+    let (pc, mut events) = peer(config, ANY).await?;
+    let ssrc = rand::random::<u32>() | 1;
+    let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
+    let sender = pc
+        .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
+        .await?;
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer).await?;
+    gathered(&mut events).await;
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let ev = session
+        .message(
+            handle,
+            json!({"request": "publish"}),
+            Some(json!({"type": "offer", "sdp": sdp})),
+        )
+        .await?;
+    session.candidates_done(handle).await?;
+    let answer = ev["jsep"]["sdp"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no answer to the publisher's offer: {ev}"))?;
+    pc.set_remote_description(RTCSessionDescription::answer(answer.to_owned())?)
+        .await?;
+    let pt = sender.get_parameters().await?.rtp_parameters.codecs[0].payload_type;
+    // Janus lists a feed once its connection is up.
+    connected(&mut events)
+        .await
+        .with_context(|| format!("the publisher {feed} did not connect"))?;
+    Ok(Publisher {
+        session,
+        feed,
+        participant: Participant {
+            pc,
+            mic,
+            ssrc,
+            pt,
+            receiver: None,
+        },
+    })
+}
+
+/// A subscriber handle on `session` to `feeds`: its connection, every stream counted.
+async fn subscribe(
+    session: &Session,
+    room: u64,
+    feeds: Vec<Value>,
+    tally: Arc<Tally>,
+    config: &meet::config::MediaConfig,
+) -> Result<Arc<dyn PeerConnection>> {
+    let handle = session.attach().await?;
+    let ev = session
+        .message(
+            handle,
+            json!({"request": "join", "ptype": "subscriber", "room": room, "streams": feeds}),
+            None,
+        )
+        .await?;
+    let offer = ev["jsep"]["sdp"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no offer for the subscriber: {ev}"))?;
+    let (pc, mut events) = peer(config, ANY).await?;
+    pc.set_remote_description(RTCSessionDescription::offer(offer.to_owned())?)
+        .await?;
+    let answer = pc.create_answer(None).await?;
+    pc.set_local_description(answer).await?;
+    let early = gathered(&mut events).await;
+    let sdp = pc.local_description().await.context("answer")?.sdp;
+    session
+        .message(
+            handle,
+            json!({"request": "start"}),
+            Some(json!({"type": "answer", "sdp": sdp})),
+        )
+        .await?;
+    session.candidates_done(handle).await?;
+    count_streams(early, events, tally);
+    Ok(pc)
+}
+
+/// Whether Janus can be run here.
+pub fn available() -> bool {
+    Path::new("/usr/bin/janus").exists()
+}
