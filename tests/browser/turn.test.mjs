@@ -78,6 +78,20 @@ async function selectedPair(page) {
   });
 }
 
+/** The page's ICE as it stands: the connection's states, its candidates and pairs. */
+async function iceState(page) {
+  return page.evaluate(async () => {
+    const pc = window.meetRoom?.audio?.pc;
+    if (!pc) return { transport: window.meetRoom?.transport ?? null };
+    const out = { transport: window.meetRoom.transport, ice: pc.iceConnectionState, gathering: pc.iceGatheringState, candidates: [], pairs: [] };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "local-candidate" || r.type === "remote-candidate") out.candidates.push(`${r.type} ${r.candidateType} ${r.address}:${r.port}`);
+      if (r.type === "candidate-pair") out.pairs.push(`${r.state} nominated=${r.nominated} sent=${r.requestsSent} got=${r.responsesReceived}`);
+    });
+    return out;
+  }).catch((e) => String(e));
+}
+
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), "meet-turn-"));
   const port = await freePort();
@@ -107,8 +121,11 @@ test("two browsers allowed only TURN relay candidates hear each other through co
   assert.match(ice.username, new RegExp(`^\\d+:${ids.ana}$`));
   assert.ok(ice.credential);
 
-  await joinRoom(host, s.meeting);
-  await joinRoom(ana, s.meeting);
+  for (const [name, page] of [["host", host], ["ana", ana]]) {
+    await joinRoom(page, s.meeting).catch(async (e) => {
+      throw new Error(`${name} did not connect over WebRTC: ${e.message}\nICE: ${JSON.stringify(await iceState(page))}\ncoturn: ${turn.log().slice(-2000)}`);
+    });
+  }
   for (const [name, page, other] of [["host", host, ids.ana], ["ana", ana, ids.host]]) {
     await until(`${name} hears the other through the relay`, async () => {
       const g = await growth(page, 1000);
