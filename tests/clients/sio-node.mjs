@@ -63,7 +63,7 @@ rl.on("line", (line) => {
       break;
     case "emit":
       if (cmd.ack) {
-        socket.timeout(5000).emit(cmd.event, dec(cmd.data), (err, res) =>
+        socket.timeout(cmd.timeout ?? 5000).emit(cmd.event, dec(cmd.data), (err, res) =>
           out({ ev: "ack", id: cmd.id, error: err ? err.message : null, data: enc(res) }),
         );
       } else {

@@ -15,6 +15,9 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 pub const WAIT: Duration = Duration::from_secs(10);
+/// How long an acknowledgement may take: a debug build under the whole suite's load, with 50
+/// peers on one shard renegotiating, has taken more than socket.io-client's 5 s default.
+const ACK_WAIT: Duration = Duration::from_secs(30);
 
 /// Which client, and for Node whether it may use long-polling first (the default) or only
 /// websockets.
@@ -198,10 +201,14 @@ impl Client {
     pub async fn call(&mut self, event: &str, data: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
-        self.send(json!({"op": "emit", "event": event, "data": data, "ack": true, "id": id}))
+        let timeout = ACK_WAIT.as_millis() as u64;
+        self.send(json!({"op": "emit", "event": event, "data": data, "ack": true, "id": id, "timeout": timeout}))
             .await;
         let ack = self
-            .wait_for(|v| v["ev"] == "ack" && v["id"] == id, WAIT)
+            .wait_for(
+                |v| v["ev"] == "ack" && v["id"] == id,
+                ACK_WAIT + Duration::from_secs(2),
+            )
             .await
             .unwrap_or_else(|| panic!("{:?}: no ack for {event}", self.kind));
         assert!(ack["error"].is_null(), "{event}: {ack}");
