@@ -132,6 +132,11 @@ pub fn registry() -> Registry {
 }
 
 pub fn setting_engine(config: &MediaConfig) -> SettingEngine {
+    settings(config).build()
+}
+
+/// The settings every connection of either engine shares: no mDNS, the configured ICE timers.
+pub fn settings(config: &MediaConfig) -> SettingEngineBuilder {
     SettingEngineBuilder::new()
         // The default (query-only mDNS) binds port 5353 in every connection.
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -140,7 +145,6 @@ pub fn setting_engine(config: &MediaConfig) -> SettingEngine {
             Some(config.ice_failed_timeout),
             Some(config.ice_keepalive_interval),
         )
-        .build()
 }
 
 /// Builds one server-side peer connection bound to `addrs`.

@@ -16,7 +16,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use webrtc::peer_connection::{RTCPeerConnection, SettingEngine, SettingEngineBuilder};
+use webrtc::peer_connection::{RTCPeerConnection, SettingEngine};
 
 use super::super::bridge::Outlet;
 use super::super::engine;
@@ -24,7 +24,6 @@ use super::super::peer::PeerKey;
 use super::super::record::recorder::Tap;
 use super::super::stats::PeerStats;
 use crate::config::MediaConfig;
-use rtc::ice::mdns::MulticastDnsMode;
 
 /// A stream this participant receives: one speaker's, on a sender of its connection.
 pub struct Out {
@@ -99,16 +98,10 @@ pub fn credentials() -> (String, String) {
 }
 
 fn setting_engine(config: &MediaConfig, ufrag: &str, pwd: &str) -> SettingEngine {
-    SettingEngineBuilder::new()
+    engine::settings(config)
         .with_lite(true)
         .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
         .with_include_loopback_candidate(true)
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_ice_timeouts(
-            Some(config.ice_disconnected_timeout),
-            Some(config.ice_failed_timeout),
-            Some(config.ice_keepalive_interval),
-        )
         .build()
 }
 

@@ -1104,25 +1104,12 @@ impl Shard {
     /// Closes a connection: its ufrag and addresses leave the port's table, its legs (as a
     /// speaker and as a subscriber) go, and the others' streams of it are taken out.
     fn close(&mut self, slot: usize, ending: Ending, now: Instant) {
-        let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
+        let Some(c) = self.release(slot) else {
             return;
         };
-        let _ = c.pc.close();
-        let port = &mut self.ports[c.socket];
-        while let Some(out) = c.pc.poll_write() {
-            port.socket.queue(out.transport.peer_addr, out.message);
-        }
-        port.demux.remove(slot);
-        let server = &self.shared.stats;
-        if port.demux.is_empty() {
-            server.ports_leased.fetch_sub(1, Relaxed);
-        }
-        self.free.push(slot);
-        server.peers.fetch_sub(1, Relaxed);
         if ending == Ending::Failed {
-            server.peers_failed.fetch_add(1, Relaxed);
+            self.shared.stats.peers_failed.fetch_add(1, Relaxed);
         }
-        server.remove_participant(&c.meeting, &c.key.user, &c.stats);
         let meeting = Arc::clone(&c.meeting);
         if let Some(m) = self.meetings.get_mut(&meeting)
             && m.members.get(&c.key.user) == Some(&slot)
@@ -1147,24 +1134,29 @@ impl Shard {
         let m = self.meetings.remove(meeting);
         self.shared.connected().remove(meeting);
         for slot in slots {
-            let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else {
-                continue;
-            };
-            let _ = c.pc.close();
-            let port = &mut self.ports[c.socket];
-            while let Some(out) = c.pc.poll_write() {
-                port.socket.queue(out.transport.peer_addr, out.message);
-            }
-            port.demux.remove(slot);
-            let server = &self.shared.stats;
-            if port.demux.is_empty() {
-                server.ports_leased.fetch_sub(1, Relaxed);
-            }
-            self.free.push(slot);
-            server.peers.fetch_sub(1, Relaxed);
-            server.remove_participant(&c.meeting, &c.key.user, &c.stats);
+            self.release(slot);
         }
         drop(m);
+    }
+
+    /// Takes a connection out of its slot: closed (its goodbye queued), out of the port's
+    /// table and of the server's figures, the slot free again.
+    fn release(&mut self, slot: usize) -> Option<Conn> {
+        let mut c = self.conns.get_mut(slot).and_then(Option::take)?;
+        let _ = c.pc.close();
+        let port = &mut self.ports[c.socket];
+        while let Some(out) = c.pc.poll_write() {
+            port.socket.queue(out.transport.peer_addr, out.message);
+        }
+        port.demux.remove(slot);
+        let server = &self.shared.stats;
+        if port.demux.is_empty() {
+            server.ports_leased.fetch_sub(1, Relaxed);
+        }
+        self.free.push(slot);
+        server.peers.fetch_sub(1, Relaxed);
+        server.remove_participant(&c.meeting, &c.key.user, &c.stats);
+        Some(c)
     }
 
     /// The loudest level each heard speaker reached since the last tick.
