@@ -3,7 +3,7 @@
 // fake microphone's WAV file is a browser-wide flag).
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, appendFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,10 @@ export const AXE_SOURCE = require("node:fs").readFileSync(require.resolve("axe-c
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const OUTPUT = process.env.MEET_BROWSER_OUTPUT || path.join(ROOT, "target/browser");
+// TEST_LOG=FILE: every server's log and every page's console are appended there (with
+// TEST_LOG_LEVEL, the server's logging level), to read after a failure.
+const TEST_LOG = process.env.TEST_LOG;
+const trace = (line) => { if (TEST_LOG) appendFileSync(TEST_LOG, `${new Date().toISOString()} ${line}\n`); };
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 /** Starts `meet serve` on 127.0.0.1:0 with an in-memory database; resolves once it listens. */
@@ -36,7 +40,7 @@ export async function startServer(extraEnv = {}) {
       MEET_AUTH__ARGON2_MEMORY_KIB: "1024",
       MEET_AUTH__ARGON2_ITERATIONS: "1",
       MEET_HTTP__RATE_LIMIT__LOGIN_FAILURES: "1000",
-      MEET_LOGGING__LEVEL: "warn,meet::app=info",
+      MEET_LOGGING__LEVEL: process.env.TEST_LOG_LEVEL || "warn,meet::app=info",
       ...extraEnv,
     },
     stdio: ["ignore", "ignore", "pipe"],
@@ -46,6 +50,7 @@ export async function startServer(extraEnv = {}) {
     const timer = setTimeout(() => reject(new Error(`meet did not start:\n${log}`)), 30000);
     child.stderr.on("data", (chunk) => {
       log += chunk;
+      trace(`server: ${String(chunk).trimEnd()}`);
       const pw = log.match(/password: (\S+)/), addr = log.match(/meet is listening addr=(\S+)/);
       if (pw && addr) { clearTimeout(timer); resolve({ password: pw[1], addr: addr[1] }); }
     });
@@ -150,7 +155,10 @@ export async function signedIn(b, url, who, { init, viewport } = {}) {
   await context.grantPermissions(["microphone"], { origin: url });
   const page = await context.newPage();
   page.errors = [];
-  page.on("console", (m) => { if (m.type() === "error") page.errors.push(m.text()); });
+  page.on("console", (m) => {
+    if (m.type() === "error") page.errors.push(m.text());
+    trace(`${who?.username || "page"} ${m.type()}: ${m.text()}`);
+  });
   page.on("pageerror", (e) => page.errors.push(String(e)));
   if (init) await page.addInitScript(init);
   await page.goto(url + "/");

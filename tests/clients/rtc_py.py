@@ -60,8 +60,15 @@ AUDIBLE_RMS = 200.0  # on the s16 scale
 WINDOW = RATE // 2  # samples kept per speaker for rms and frequency
 
 
+def _binary(value):
+    """A binary payload (the relay's audio) is reported by its length."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": len(value)}
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def out(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.write(json.dumps(obj, default=_binary) + "\n")
     sys.stdout.flush()
 
 

@@ -72,6 +72,14 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        // TEST_LOG=<filter> (RUST_LOG's syntax): the servers' logs on stderr, to read after a
+        // failure (with --nocapture).
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::for_tests(dir.path());
         config.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));

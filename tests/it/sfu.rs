@@ -848,8 +848,9 @@ fn candidate_port(sdp: &str) -> u16 {
 }
 
 /// A NAT in front of the server for one client: the client sends to `front`, the NAT forwards
-/// from one outside port, and from another once `moved` is set (it rebinds), and passes back
-/// whatever comes to either. `back_in[i]`: datagrams the server sent to outside port `i`.
+/// from one outside port, and from another once `moved` is set (it rebinds: the first
+/// mapping is gone, what still comes to it is dropped). `back_in[i]`: datagrams the server
+/// sent to outside port `i`.
 struct Nat {
     front: std::net::SocketAddr,
     moved: Arc<AtomicBool>,
@@ -873,16 +874,20 @@ impl Nat {
         let back_in: Arc<[AtomicU64; 2]> = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         for (i, back) in backs.iter().enumerate() {
-            let (back, front, client, back_in) = (
+            let (back, front, client, back_in, moved) = (
                 Arc::clone(back),
                 Arc::clone(&front),
                 Arc::clone(&client),
                 Arc::clone(&back_in),
+                Arc::clone(&moved),
             );
             tasks.spawn(async move {
                 let mut buf = vec![0u8; 2048];
                 while let Ok((n, _)) = back.recv_from(&mut buf).await {
                     back_in[i].fetch_add(1, Relaxed);
+                    if usize::from(moved.load(Relaxed)) != i {
+                        continue;
+                    }
                     let to = *client.lock().expect("client");
                     if let Some(to) = to {
                         let _ = front.send_to(&buf[..n], to).await;
@@ -911,8 +916,13 @@ impl Nat {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rtc_engine_keeps_hearing_a_peer_whose_source_port_changes() {
+    // A connection whose selected pair's address falls silent fails after these two, 3 s (the
+    // rebinding below must not be one). The client checks every 2 s: the first check from the
+    // new port comes within them.
     let c = class(2, |config| {
         config.media.engine = meet::config::MediaEngineKind::Rtc;
+        config.media.ice_disconnected_timeout = Duration::from_millis(1500);
+        config.media.ice_failed_timeout = Duration::from_millis(1500);
     })
     .await;
     let ben = c.peer(&c.students[1]).await;
@@ -954,12 +964,63 @@ async fn the_rtc_engine_keeps_hearing_a_peer_whose_source_port_changes() {
         .await,
         "ana no longer hears ben"
     );
+    // Long past the ICE timeouts, both still hear each other on the one connection: the old
+    // address's silence did not end it.
     let dropped = metric(&c.metrics().await, "meet_sfu_unknown_datagrams_total") - unknown;
+    let (heard, hears) = (ben.packets_from(&ana.user), ana.packets_from(&ben.user));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        until(Duration::from_secs(5), || ben.packets_from(&ana.user)
+            > heard + 100
+            && ana.packets_from(&ben.user) > hears + 100)
+        .await,
+        "the connection did not outlive the old address: ben heard {} more, ana {} more",
+        ben.packets_from(&ana.user) - heard,
+        ana.packets_from(&ben.user) - hears
+    );
+    assert_eq!(metric(&c.metrics().await, "meet_sfu_peers"), 2.0);
     eprintln!(
         "rebinding: 50 packets of ana heard {took:?} after the move; {dropped} datagrams from the new port dropped before it was learned"
     );
     ana.leave().await;
     ben.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rtc_engine_keeps_a_connection_heard_by_its_media_between_checks() {
+    // These peers check their pair every 2 s (the webrtc crate's keepalive); the server ends
+    // a connection silent for 1 s. Only the media they send all the time keeps them.
+    let c = class(1, |config| {
+        config.media.engine = meet::config::MediaEngineKind::Rtc;
+        config.media.ice_disconnected_timeout = Duration::from_millis(500);
+        config.media.ice_failed_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let host = c.peer(&c.host).await;
+    let ana = c.peer(&c.students[0]).await;
+    assert!(
+        until(Duration::from_secs(10), || host.packets_from(&ana.user)
+            > 10
+            && ana.packets_from(&host.user) > 10)
+        .await,
+        "the two do not hear each other"
+    );
+    // 250 packets: 5 s of audio, several check intervals.
+    let (heard, hears) = (host.packets_from(&ana.user), ana.packets_from(&host.user));
+    assert!(
+        until(Duration::from_secs(15), || host.packets_from(&ana.user)
+            > heard + 250
+            && ana.packets_from(&host.user) > hears + 250)
+        .await,
+        "a connection was ended between checks: the host heard {} more, ana {} more",
+        host.packets_from(&ana.user) - heard,
+        ana.packets_from(&host.user) - hears
+    );
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_peers"), 2.0);
+    assert_eq!(metric(&m, "meet_sfu_peers_failed_total"), 0.0);
+    host.leave().await;
+    ana.leave().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

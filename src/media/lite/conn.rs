@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::distr::{Alphanumeric, SampleString};
 use rtc::media_stream::MediaStreamTrack;
@@ -75,16 +75,62 @@ pub struct Conn {
     pub dirty: bool,
     /// DTLS is done (the connection was `connected` once): SRTP can be written to it.
     pub secured: bool,
+    pub path: Path,
+    /// When the client was last heard: any datagram its connection took from an address its
+    /// agent had accepted (or the connection's start). The agent itself counts only STUN
+    /// checks (a client sending media may send none for many seconds), so the shard ends a
+    /// connection silent for `ice_disconnected_timeout + ice_failed_timeout`.
+    pub heard: Instant,
+}
+
+/// Where the client is now, which is not always where the ICE agent believes it is.
+///
+/// The agent keeps the first pair its client nominated for good (`rtc-ice` 0.21: a later
+/// USE-CANDIDATE on another pair is answered but never selected) and sends everything there.
+/// A client moves on anyway: Chrome switches to a better pair after it has nominated one, and
+/// a NAT rebinding moves the address. The client sends its media only on the pair it uses now,
+/// so the source of its latest DTLS, SRTP or SRTCP datagram (from an address the agent
+/// accepted a check from: nothing else reaches the connection) is where it is, and what the
+/// agent sends goes there. STUN goes where the agent says: checks are answered to their source.
+#[derive(Debug, Default)]
+pub struct Path {
+    client: Option<SocketAddr>,
+}
+
+impl Path {
+    /// A datagram from `from` reached the connection (`stun`: a STUN message).
+    pub fn heard(&mut self, from: SocketAddr, stun: bool) {
+        if !stun && self.client != Some(from) {
+            if let Some(was) = self.client {
+                tracing::debug!(%was, now = %from, "the client's media moved to another address");
+            }
+            self.client = Some(from);
+        }
+    }
+
+    /// Where a datagram the agent sends to `to` goes (`stun`: a STUN message).
+    pub fn to(&self, to: SocketAddr, stun: bool) -> SocketAddr {
+        match self.client {
+            Some(client) if !stun => client,
+            _ => to,
+        }
+    }
+}
+
+/// Whether a datagram is a STUN message (RFC 7983: its first byte is 0 to 3).
+pub fn is_stun(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| *b < 4)
 }
 
 impl Conn {
-    /// The next time the shard must call on it.
-    pub fn wake(&mut self) -> Option<Instant> {
+    /// The next time the shard must call on it: its core's timers, the unanswered offer's
+    /// deadline, or when it will have been silent for `silence`.
+    pub fn wake(&mut self, silence: Duration) -> Instant {
         use rtc::sansio::Protocol;
-        match (self.pc.poll_timeout(), self.deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.pc.poll_timeout(), self.deadline]
+            .into_iter()
+            .flatten()
+            .fold(self.heard + silence, Instant::min)
     }
 }
 
@@ -99,6 +145,13 @@ pub fn credentials() -> (String, String) {
 
 fn setting_engine(config: &MediaConfig, ufrag: &str, pwd: &str) -> SettingEngine {
     engine::settings(config)
+        // The agent's own timeouts count STUN checks only: zero turns them off, and the shard
+        // times the connection by every datagram it takes (`Conn::heard`).
+        .with_ice_timeouts(
+            Some(Duration::ZERO),
+            Some(Duration::ZERO),
+            Some(config.ice_keepalive_interval),
+        )
         .with_lite(true)
         .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
         .with_include_loopback_candidate(true)
@@ -185,4 +238,39 @@ pub fn audio_track(stream: &str, id: &str, ssrc: u32) -> MediaStreamTrack {
             ..Default::default()
         }],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_follows_the_client_and_stun_goes_where_the_agent_says() {
+        let (first, second): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:1000".parse().expect("address"),
+            "192.0.2.1:2000".parse().expect("address"),
+        );
+        let mut path = Path::default();
+        // Nothing heard yet: the agent's choice.
+        assert_eq!(path.to(first, false), first);
+        path.heard(first, false);
+        // A check from a new address does not move the media (the client may only be probing).
+        path.heard(second, true);
+        assert_eq!(path.to(first, false), first);
+        // Media from there does; the agent's STUN still goes where it says.
+        path.heard(second, false);
+        assert_eq!(path.to(first, false), second);
+        assert_eq!(path.to(first, true), first);
+    }
+
+    #[test]
+    fn stun_is_told_from_dtls_and_rtp() {
+        let mut binding = vec![0x00, 0x01, 0, 0];
+        binding.extend([0x21, 0x12, 0xA4, 0x42]);
+        binding.extend([0; 12]);
+        assert!(is_stun(&binding));
+        assert!(!is_stun(&[22, 254, 253])); // DTLS handshake
+        assert!(!is_stun(&[0x80, 111])); // RTP
+        assert!(!is_stun(&[]));
+    }
 }

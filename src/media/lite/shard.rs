@@ -149,6 +149,9 @@ pub struct Shard {
     dirty: Vec<usize>,
     /// RTP read from connections this turn, to forward: (speaker slot, packet).
     inbound: Vec<(usize, rtc::rtp::Packet)>,
+    /// How long a client may go unheard before its connection has failed: the ICE
+    /// disconnected and failed timeouts.
+    silence: Duration,
 }
 
 /// The addresses a socket bound to `bound` advertises: the public address if one is set,
@@ -198,6 +201,7 @@ impl Shard {
         sockets: Vec<std::net::UdpSocket>,
     ) -> std::io::Result<Self> {
         let public_ip = shared.config.public_ip;
+        let silence = shared.config.ice_disconnected_timeout + shared.config.ice_failed_timeout;
         let mut ports = Vec::new();
         for s in sockets {
             let bound = s.local_addr()?;
@@ -219,6 +223,7 @@ impl Shard {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             inbound: Vec::new(),
+            silence,
         })
     }
 
@@ -303,8 +308,8 @@ impl Shard {
             let port = &mut ports[p];
             let (advertised, wildcard, demux) = (&port.advertised, port.wildcard, &mut port.demux);
             let got = port.socket.recv(|d| {
-                let slot = match demux.route(d.from, d.data) {
-                    Route::Known(s) => s,
+                let (slot, known) = match demux.route(d.from, d.data) {
+                    Route::Known(s) => (s, true),
                     Route::Candidate(s) => {
                         if let Some(Some(c)) = conns.get_mut(s)
                             && !c.checking.contains(&d.from)
@@ -314,7 +319,7 @@ impl Shard {
                             }
                             c.checking.push(d.from);
                         }
-                        s
+                        (s, false)
                     }
                     Route::Unknown => {
                         tracing::trace!(from = %d.from, len = d.data.len(), "datagram of nobody dropped");
@@ -323,6 +328,7 @@ impl Shard {
                 };
                 let Some(Some(c)) = conns.get_mut(slot) else { return };
                 let local = local_for(advertised, wildcard, d.to, d.from);
+                let stun = conn::is_stun(d.data);
                 let read = c.pc.handle_read(TaggedBytesMut {
                     now,
                     transport: TransportContext {
@@ -333,8 +339,13 @@ impl Shard {
                     },
                     message: BytesMut::from(d.data),
                 });
-                if let Err(e) = read {
-                    tracing::trace!(error = %e, "datagram refused by its connection");
+                match read {
+                    Err(e) => tracing::trace!(error = %e, "datagram refused by its connection"),
+                    Ok(()) if known => {
+                        c.heard = now;
+                        c.path.heard(d.from, stun);
+                    }
+                    Ok(()) => {}
                 }
                 if !c.dirty {
                     c.dirty = true;
@@ -458,19 +469,17 @@ impl Shard {
                 c.checking.swap_remove(i);
                 port.demux.learn(to, slot);
             }
+            let to = c.path.to(to, conn::is_stun(&out.message));
             port.socket.queue(to, out.message);
         }
         // One live heap entry per connection: re-armed only for an earlier wake. A later one
         // waits for the armed entry, which re-arms when it fires (the core's own timers say
         // what is due). Re-arming on every move would leave a stale entry per packet in the
         // heap until its time: gigabytes under full load.
-        match (c.wake(), c.armed) {
-            (Some(t), Some(armed)) if t >= armed => {}
-            (Some(t), _) => {
-                c.armed = Some(t);
-                self.timers.push(Reverse((t, slot, c.key.generation)));
-            }
-            (None, _) => {}
+        let t = c.wake(self.silence);
+        if c.armed.is_none_or(|armed| t < armed) {
+            c.armed = Some(t);
+            self.timers.push(Reverse((t, slot, c.key.generation)));
         }
     }
 
@@ -500,6 +509,11 @@ impl Shard {
             c.armed = None;
             if c.deadline.is_some_and(|d| d <= now) {
                 tracing::info!(user = %c.key.user, "no answer to the server's offer; closing the peer");
+                self.close(slot, Ending::Failed, now);
+                continue;
+            }
+            if now.saturating_duration_since(c.heard) >= self.silence {
+                tracing::info!(user = %c.key.user, silent = ?self.silence, "nothing heard from the client; closing the peer");
                 self.close(slot, Ending::Failed, now);
                 continue;
             }
@@ -725,6 +739,8 @@ impl Shard {
             armed: None,
             dirty: false,
             secured: false,
+            path: conn::Path::default(),
+            heard: now,
         };
         let slot = match self.free.pop() {
             Some(s) => {
