@@ -3,13 +3,16 @@
 # webrtc crate (bench/sfu_load.rs). See bench/README.md.
 #
 #   bash bench/sfu.sh                 # 1x50:3, 1x50:all, 10x10:all, 3x50:all, 1x50:0 — 20 s each,
-#                                     # on meet's rtc and webrtc engines and on Janus, side by side
+#                                     # on meet and on Janus, side by side
 #   DURATION=10 SCENARIOS=1x50:3 ENGINES=rtc bash bench/sfu.sh
+#   SOAK=10 bash bench/sfu.sh         # the soak instead: 10 meetings of 10 joining, leaving,
+#                                     # switching modes and muting for 10 minutes, on rtc
 #
 # Knobs: DURATION (seconds measured per scenario, 20), SCENARIOS (comma-separated KxN:S:
-# K meetings of N participants, S speakers each, `all` or a number), ENGINES (rtc,webrtc,janus),
-# SHARDS (the rtc engine's, 2), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
-# MEET_BIN, JSON_OUT=path.
+# K meetings of N participants, S speakers each, `all` or a number), ENGINES (rtc,janus),
+# SHARDS (meet's, 2), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
+# MEET_BIN, JSON_OUT=path; SOAK=minutes (its engine: the first of ENGINES, default rtc),
+# SOAK_MEETINGS (10), SOAK_SIZE (10).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,7 +23,11 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
 fi
 args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
     --scenarios "${SCENARIOS:-1x50:3,1x50:all,10x10:all,3x50:all,1x50:0}"
-    --engines "${ENGINES:-rtc,webrtc,janus}" --shards "${SHARDS:-2}")
+    --engines "${ENGINES:-$([ -n "${SOAK:-}" ] && echo rtc || echo rtc,janus)}"
+    --shards "${SHARDS:-2}")
 [ "${PIN:-0}" = 1 ] && args+=(--pin)
 [ -n "${JSON_OUT:-}" ] && args+=(--json "$JSON_OUT")
+if [ -n "${SOAK:-}" ]; then
+    args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}")
+fi
 exec "$TARGET_DIR/release/examples/sfu-load" "${args[@]}"

@@ -371,6 +371,7 @@ async fn publish(
             ssrc,
             pt,
             receiver: None,
+            sio: None,
         },
     })
 }

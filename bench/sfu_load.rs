@@ -37,6 +37,8 @@ use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, RTCSessionD
 /// audio benchmark), for comparison.
 #[path = "sfu_janus.rs"]
 mod janus;
+#[path = "sfu_soak.rs"]
+mod soak;
 
 const LIVEKIT_US_PER_PACKET: f64 = 13.0;
 const ADMIN_PASSWORD: &str = "sfu-bench-admin-pass";
@@ -53,11 +55,11 @@ struct Args {
     /// Comma-separated `KxN:S` scenarios.
     #[arg(long, default_value = "1x50:3,1x50:all,10x10:all,3x50:all,1x50:0")]
     scenarios: String,
-    /// Comma-separated engines to run every scenario on, side by side: meet's `media.engine`
-    /// (`rtc`, `webrtc`), or `janus` (Debian's Janus 1.1, VideoRoom, audio only).
-    #[arg(long, default_value = "rtc,webrtc,janus")]
+    /// Comma-separated engines to run every scenario on, side by side: meet's (`rtc`), or
+    /// `janus` (Debian's Janus 1.1, VideoRoom, audio only).
+    #[arg(long, default_value = "rtc,janus")]
     engines: String,
-    /// `rtc` engine: shards (one UDP port and one thread each).
+    /// meet's shards (one UDP port and one thread each).
     #[arg(long, default_value_t = 2)]
     shards: u16,
     /// Pins the server to CPU 1 and the generator to CPU 0 (`taskset`), so neither takes the
@@ -67,6 +69,16 @@ struct Args {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Instead of the scenarios: a soak of this many minutes on the first engine (meetings of
+    /// participants joining, leaving, switching modes and muting; bench/sfu_soak.rs).
+    #[arg(long)]
+    soak: Option<u64>,
+    /// Soak: meetings.
+    #[arg(long, default_value_t = 10)]
+    soak_meetings: usize,
+    /// Soak: participants in each (three of whom speak).
+    #[arg(long, default_value_t = 10)]
+    soak_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -152,17 +164,11 @@ fn proc_usage(pid: u32) -> (f64, u64) {
 }
 
 async fn start_server(args: &Args, engine: &str, ports: u16) -> Result<Server> {
-    let media = match engine {
-        "rtc" => {
-            let ports: Vec<String> = (0..args.shards).map(|i| (ports + i).to_string()).collect();
-            format!("engine = \"rtc\"\nudp_ports = [{}]", ports.join(", "))
-        }
-        "webrtc" => format!(
-            "engine = \"webrtc\"\nudp_port_min = {ports}\nudp_port_max = {}",
-            ports + 999
-        ),
-        other => bail!("unknown engine {other} (rtc or webrtc)"),
-    };
+    if engine != "rtc" {
+        bail!("unknown engine {engine}: meet's (rtc) or janus");
+    }
+    let ports: Vec<String> = (0..args.shards).map(|i| (ports + i).to_string()).collect();
+    let media = format!("udp_ports = [{}]", ports.join(", "));
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("meet.toml");
     std::fs::write(
@@ -276,7 +282,7 @@ async fn provision(base: &str, meetings: usize, size: usize) -> Result<Vec<Group
         async move {
             let v = api(&http, url, None, json!({"username": u, "password": p})).await?;
             Ok::<_, anyhow::Error>((
-                v["user"]["_id"].as_str().unwrap_or_default().to_owned(),
+                v["_id"].as_str().unwrap_or_default().to_owned(),
                 v["token"].as_str().unwrap_or_default().to_owned(),
             ))
         }
@@ -330,7 +336,7 @@ async fn provision(base: &str, meetings: usize, size: usize) -> Result<Vec<Group
 type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
 
 struct Sio {
-    out: mpsc::UnboundedSender<String>,
+    out: mpsc::UnboundedSender<Message>,
     acks: Acks,
     next: AtomicU64,
 }
@@ -372,12 +378,13 @@ impl Sio {
                 bail!("connect refused: {m}");
             }
         }
-        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (ev_tx, events) = mpsc::unbounded_channel();
         let acks: Acks = Arc::default();
         tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
-                if sink.send(Message::text(m)).await.is_err() {
+                let close = matches!(m, Message::Close(_));
+                if sink.send(m).await.is_err() || close {
                     return;
                 }
             }
@@ -391,7 +398,7 @@ impl Sio {
                 let Ok(Message::Text(t)) = msg else { continue };
                 let t = t.as_str();
                 if t == "2" {
-                    let _ = pong.send("3".into());
+                    let _ = pong.send(Message::text("3"));
                 } else if let Some(body) = t.strip_prefix("42") {
                     if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(body) {
                         let _ = ev_tx.send(json!({"name": a[0], "data": a.get(1)}));
@@ -424,11 +431,17 @@ impl Sio {
             .lock()
             .map_err(|_| anyhow!("acks"))?
             .insert(id, tx);
-        self.out.send(format!("42{id}{}", json!([event, data])))?;
+        self.out
+            .send(Message::text(format!("42{id}{}", json!([event, data]))))?;
         tokio::time::timeout(Duration::from_secs(20), rx)
             .await
             .context("no acknowledgement within 20 s")?
             .context("socket closed")
+    }
+
+    /// Closes the websocket, as a closed tab does.
+    fn close(&self) {
+        let _ = self.out.send(Message::Close(None));
     }
 }
 
@@ -463,6 +476,18 @@ struct Participant {
     pt: u8,
     /// Janus: the subscriber connection the others' streams arrive on (meet: `pc` itself).
     receiver: Option<Arc<dyn PeerConnection>>,
+    /// meet: the participant's socket.
+    sio: Option<Arc<Sio>>,
+}
+
+impl Participant {
+    /// Leaves as a closed tab does: the connection and the socket close.
+    async fn leave(&self) {
+        let _ = self.pc.close().await;
+        if let Some(sio) = &self.sio {
+            sio.close();
+        }
+    }
 }
 
 async fn join(
@@ -498,7 +523,8 @@ async fn join(
     let pt = sender.get_parameters().await?.rtp_parameters.codecs[0].payload_type;
 
     // Server offers → answers.
-    let (signal_pc, signal_tally) = (Arc::clone(&pc), Arc::clone(&tally));
+    let (signal_pc, signal_tally, signal_sio) =
+        (Arc::clone(&pc), Arc::clone(&tally), Arc::clone(&sio));
     tokio::spawn(async move {
         let mut complete = false;
         while let Some(ev) = events.recv().await {
@@ -516,11 +542,12 @@ async fn join(
                 let answer = signal_pc.create_answer(None).await?;
                 signal_pc.set_local_description(answer).await?;
                 let sdp = signal_pc.local_description().await.context("answer")?.sdp;
-                sio.call(
-                    "webrtc-signal",
-                    json!({"signal": {"type": "answer", "sdp": sdp}}),
-                )
-                .await
+                signal_sio
+                    .call(
+                        "webrtc-signal",
+                        json!({"signal": {"type": "answer", "sdp": sdp}}),
+                    )
+                    .await
             };
             if let Err(e) = answered.await {
                 if !signal_tally.over.load(Relaxed) {
@@ -541,6 +568,7 @@ async fn join(
         ssrc,
         pt,
         receiver: None,
+        sio: Some(sio),
     })
 }
 
@@ -1025,6 +1053,13 @@ async fn main() -> Result<()> {
         }
     }
     let engines: Vec<&str> = args.engines.split(',').map(str::trim).collect();
+    if let Some(minutes) = args.soak {
+        let engine = engines.first().copied().unwrap_or("rtc");
+        if engine == "janus" {
+            bail!("the soak runs on meet (rtc)");
+        }
+        return soak::run(&args, minutes, engine).await;
+    }
     if engines.contains(&"janus") && !janus::available() {
         bail!("the janus engine needs Debian's janus (apt-get install janus)");
     }

@@ -48,13 +48,8 @@ pub struct MediaConfig {
     pub bind: Vec<std::net::IpAddr>,
     /// Announced instead of the bound address in host candidates (1:1 NAT).
     pub public_ip: Option<std::net::IpAddr>,
-    /// Which engine carries the audio.
-    pub engine: Engine,
-    /// `webrtc` engine: the UDP ports peer connections take, one per connection (and bound
-    /// address).
-    pub udp_ports: std::ops::RangeInclusive<u16>,
-    /// `rtc` engine: one UDP port per shard (`media.udp_port`, or `media.udp_ports`), every
-    /// peer connection of a shard's meetings on it.
+    /// One UDP port per shard (`media.udp_port`, or `media.udp_ports`), every peer connection
+    /// of a shard's meetings on it.
     pub shard_ports: Vec<u16>,
     /// ICE: no packet for this long → disconnected; then this long more → failed (and closed).
     pub ice_disconnected_timeout: Duration,
@@ -66,16 +61,7 @@ pub struct MediaConfig {
     pub stats_interval: Duration,
 }
 
-/// The media engine (`media.engine`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    /// The sans-IO `rtc` core: one UDP port and one loop per shard (`media::lite`).
-    Rtc,
-    /// The `webrtc` crate: a task and a UDP port per peer connection.
-    Webrtc,
-}
-
-/// The `rtc` engine's ports: `media.udp_ports` (one per shard), else `media.udp_port`.
+/// The ports: `media.udp_ports` (one per shard), else `media.udp_port`.
 fn shard_ports(raw: &RawMedia) -> Result<Vec<u16>, ConfigError> {
     match &raw.udp_ports {
         Some(ports) => {
@@ -112,17 +98,36 @@ fn shard_ports(raw: &RawMedia) -> Result<Vec<u16>, ConfigError> {
     }
 }
 
-pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
-    let engine = match raw.engine.as_deref().map(str::trim) {
-        Some("rtc") => Engine::Rtc,
-        None | Some("webrtc") => Engine::Webrtc,
-        Some(other) => {
+/// The settings of the retired `webrtc` engine: a port range (a port per connection) and the
+/// choice of engine. Each says what replaced it.
+fn retired(raw: &RawMedia) -> Result<(), ConfigError> {
+    for (key, set) in [
+        ("media.udp_port_min", raw.udp_port_min.is_some()),
+        ("media.udp_port_max", raw.udp_port_max.is_some()),
+    ] {
+        if set {
             return Err(key_err(
-                "media.engine",
-                format!("`{other}` is not an engine: `rtc` (one UDP port) or `webrtc`"),
+                key,
+                "the UDP port range is gone: every peer connection now shares one port; set \
+                 media.udp_port (default 40000) or media.udp_ports (one per shard) instead, and \
+                 open that one UDP port",
             ));
         }
-    };
+    }
+    match raw.engine.as_deref().map(str::trim) {
+        None | Some("rtc") => Ok(()),
+        Some(other) => Err(key_err(
+            "media.engine",
+            format!(
+                "`{other}`: meet has one media engine now (the `webrtc` one was retired); \
+                 remove media.engine"
+            ),
+        )),
+    }
+}
+
+pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
+    retired(raw)?;
     let shard_ports = shard_ports(raw)?;
     let ip = |key: &str, v: &str| {
         v.trim()
@@ -149,14 +154,6 @@ pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
             Some(addr)
         }
     };
-    let min = raw.udp_port_min.unwrap_or(40_000);
-    let max = raw.udp_port_max.unwrap_or(40_999);
-    if min == 0 || min > max {
-        return Err(key_err(
-            "media.udp_port_min",
-            format!("the range {min}..={max} is empty (1 <= udp_port_min <= udp_port_max)"),
-        ));
-    }
     let ms = |v: Option<u64>, default: u64, key: &str, lo: u64, hi: u64| {
         let v = v.unwrap_or(default);
         if (lo..=hi).contains(&v) {
@@ -168,8 +165,6 @@ pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
     Ok(MediaConfig {
         bind,
         public_ip,
-        engine,
-        udp_ports: min..=max,
         shard_ports,
         ice_disconnected_timeout: ms(
             raw.ice_disconnected_timeout_ms,

@@ -114,6 +114,34 @@ fn ice_servers_are_checked() {
 }
 
 #[test]
+fn the_retired_engines_keys_name_what_replaced_them() {
+    for toml in [
+        "udp_port_min = 40000",
+        "udp_port_max = 40999",
+        "engine = \"webrtc\"",
+    ] {
+        let err = Config::from_toml_str(&format!("[media]\n{toml}"))
+            .expect_err(toml)
+            .to_string();
+        let key = toml.split(' ').next().unwrap_or_default();
+        assert!(err.contains(&format!("media.{key}")), "{toml}: {err}");
+        assert!(
+            err.contains("media.udp_port") || err.contains("one media engine"),
+            "{toml}: {err}"
+        );
+    }
+    // The port range's error says what to set instead.
+    let err = Config::from_toml_str("[media]\nudp_port_min = 1").expect_err("range");
+    assert!(
+        err.to_string().contains("media.udp_port (default 40000)"),
+        "{err}"
+    );
+    // `engine = "rtc"` (what the docs said before the retirement) is still accepted.
+    let c = Config::from_toml_str("[media]\nengine = \"rtc\"").expect("rtc");
+    assert_eq!(c.media.shard_ports, vec![40_000]);
+}
+
+#[test]
 fn unknown_keys_are_named() {
     let err = Config::load_from(&no_file(), &env(&[("MEET_MEETINGS__MAX_PEOPLE", "3")]))
         .expect_err("unknown");

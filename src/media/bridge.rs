@@ -2,13 +2,13 @@
 //! relay hear each other (docs/API.md "WebRTC and the relay together").
 //!
 //! - WebRTC → relay: each meeting has an [`Outlet`]. While the meeting has relay listeners, the
-//!   realtime side opens it and every speaker's publisher offers it each received packet (one
+//!   realtime side opens it and the meeting's shard offers it each packet a speaker sends (one
 //!   atomic load when it is closed; a full queue loses the packet for the relay only). The
 //!   realtime side decodes and sends PCM to the relay listeners the routing rule allows.
 //! - Relay → WebRTC: a relay speaker in a meeting with WebRTC participants becomes a *relayed
-//!   speaker* of the meeting's room: every WebRTC participant gets a stream of them, like one
-//!   of another participant, and [`publish_relay`] encodes their PCM to Opus (only while
-//!   someone may hear it) and forwards it on those legs, under the same routing rule.
+//!   speaker* of the meeting's shard: every WebRTC participant gets a stream of them, like one
+//!   of another participant, and a [`RelayEncoder`] encodes their PCM to Opus (only while
+//!   someone may hear it) for the shard to forward under the same routing rule.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -18,10 +18,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::peer::{self, Leg, PublishCmd};
 use super::record::mix::Encoding;
 use super::record::pcm::PcmEncoder;
-use super::stats::MediaStats;
 
 /// One packet a WebRTC speaker sent, for the relay listeners.
 #[derive(Debug, Clone)]
@@ -162,37 +160,5 @@ impl RelayEncoder {
                 payload: Bytes::from(p.payload),
             })
             .collect())
-    }
-}
-
-/// A relayed speaker's publisher: their PCM encoded to Opus while at least one leg is audible,
-/// forwarded like a WebRTC speaker's packets. Ends when the room drops the speaker (its
-/// command channel closes) or the relay side stops sending (the frame channel closes).
-pub(super) async fn publish_relay(
-    mut frames: mpsc::Receiver<RelayFrame>,
-    mut cmds: mpsc::UnboundedReceiver<PublishCmd>,
-    encoding: Encoding,
-    server: Arc<MediaStats>,
-) {
-    let mut legs: Vec<Arc<Leg>> = Vec::new();
-    let mut encoder = RelayEncoder::new(encoding);
-    loop {
-        tokio::select! {
-            cmd = cmds.recv() => match cmd {
-                Some(cmd) => peer::apply(&mut legs, cmd),
-                None => return,
-            },
-            frame = frames.recv() => {
-                let Some(frame) = frame else { return };
-                if !legs.iter().any(|l| l.audible.load(Relaxed)) {
-                    continue; // nobody may hear it: not encoded
-                }
-                let Ok(packets) = encoder.encode(&frame) else { return };
-                for packet in packets {
-                    server.bridged_to_webrtc.fetch_add(1, Relaxed);
-                    peer::forward(&legs, &packet, &server);
-                }
-            }
-        }
     }
 }

@@ -1,7 +1,9 @@
 //! What every peer connection is built with: an Opus-only media engine with the RFC 6464
 //! audio-level extension, the RTCP reports interceptors only, and ICE settings from the config.
+//! The server's connections (`lite::conn`) take the media engine and the settings; the rest
+//! (the `webrtc` crate's driver events, local tracks, the interceptors) is for the peers the
+//! tests and the load generator make with the `webrtc` crate.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +20,9 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidate, RTCIceGatheringState, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, Registry, SettingEngine, SettingEngineBuilder,
+    MediaEngine, PeerConnectionEventHandler, RTCIceCandidate, RTCIceGatheringState,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngine,
+    SettingEngineBuilder,
 };
 
 use crate::config::MediaConfig;
@@ -135,7 +137,8 @@ pub fn setting_engine(config: &MediaConfig) -> SettingEngine {
     settings(config).build()
 }
 
-/// The settings every connection of either engine shares: no mDNS, the configured ICE timers.
+/// The settings every connection shares, the server's and the test peers': no mDNS, the
+/// configured ICE timers.
 pub fn settings(config: &MediaConfig) -> SettingEngineBuilder {
     SettingEngineBuilder::new()
         // The default (query-only mDNS) binds port 5353 in every connection.
@@ -145,22 +148,4 @@ pub fn settings(config: &MediaConfig) -> SettingEngineBuilder {
             Some(config.ice_failed_timeout),
             Some(config.ice_keepalive_interval),
         )
-}
-
-/// Builds one server-side peer connection bound to `addrs`.
-pub async fn build(
-    config: &MediaConfig,
-    addrs: Vec<SocketAddr>,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine()?)
-        .with_setting_engine(setting_engine(config))
-        .with_interceptor_registry(registry())
-        .with_handler(handler)
-        .with_udp_addrs(addrs)
-        .build()
-        .await?;
-    Ok(Arc::new(pc))
 }

@@ -3,19 +3,14 @@
 //!
 //! The rest of the server sees a narrow interface: commands in ([`Sfu`]: offer, answer,
 //! candidate, leave, route, end), events out ([`MediaEvent`]: signals for a socket, audio
-//! levels), and counters ([`MediaStats`]). Inside: a task per meeting ([`room`]) that owns
-//! peers and legs, a task per peer connection ([`peer`]), and a publisher task per speaker
-//! that forwards packets. Nothing of the `webrtc` crate leaks out, so another engine (one
-//! socket on the sans-IO core, with batched sends) can replace this one behind the same
-//! interface.
+//! levels), and counters ([`MediaStats`]). Inside ([`lite`], docs/ENGINE.md): every peer
+//! connection on one UDP port per shard, on the sans-IO `rtc` core, a thread per shard
+//! owning its meetings' connections outright.
 
 pub mod bridge;
 pub mod engine;
 pub mod lite;
-mod peer;
-mod ports;
 pub mod record;
-mod room;
 pub mod rtp;
 pub mod sdp;
 mod stats;
@@ -26,15 +21,30 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use stats::{MediaStats, ParticipantSnapshot, PeerStats};
 
 use crate::config::MediaConfig;
 use crate::domain::routing::RouteState;
-use ports::PortAllocator;
-use room::RoomCmd;
+
+/// A participant's connection, as the shards name it: a user id and the generation of the
+/// connection (a new first offer makes a new one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    pub user: Arc<str>,
+    pub generation: u64,
+}
+
+/// How a peer connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Closed on purpose (left, replaced, meeting over, server stopping).
+    Closed,
+    /// ICE failed, the client fell silent, or it never answered an offer.
+    Failed,
+}
 
 /// A `webrtc-signal` payload's `signal`, either way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,18 +91,17 @@ pub enum MediaError {
     Ended,
 }
 
-/// What rooms and peers share.
+/// What the shards share.
 pub struct Shared {
     config: MediaConfig,
     /// Offered every received packet of a meeting that records.
     recorder: Option<record::recorder::Recorder>,
-    ports: Arc<PortAllocator>,
     stats: Arc<MediaStats>,
     events: mpsc::UnboundedSender<MediaEvent>,
     generation: AtomicU64,
     /// Each meeting's packets for its relay listeners ([`bridge`]).
     outlets: bridge::Outlets,
-    /// Who has a WebRTC connection, by meeting (kept by the rooms).
+    /// Who has a WebRTC connection, by meeting (kept by the shards).
     connected: Mutex<HashMap<String, HashSet<Arc<str>>>>,
 }
 
@@ -111,11 +120,7 @@ impl Shared {
 /// The SFU's handle.
 pub struct Sfu {
     shared: Arc<Shared>,
-    rooms: Mutex<HashMap<String, mpsc::UnboundedSender<RoomCmd>>>,
-    /// Relay speakers' frames on their way to their publisher, by (meeting, user).
-    relayed: Mutex<HashMap<(String, String), mpsc::Sender<bridge::RelayFrame>>>,
-    /// The `rtc` engine, when it is the one (`media.engine`); else rooms and peers above.
-    lite: Option<lite::Lite>,
+    lite: lite::Lite,
     sampler: JoinHandle<()>,
 }
 
@@ -128,7 +133,6 @@ impl Sfu {
     ) -> std::io::Result<(Self, mpsc::UnboundedReceiver<MediaEvent>)> {
         let (events, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            ports: PortAllocator::new(config.udp_ports.clone()),
             recorder,
             config,
             stats: Arc::new(MediaStats::default()),
@@ -137,49 +141,36 @@ impl Sfu {
             outlets: bridge::Outlets::default(),
             connected: Mutex::new(HashMap::new()),
         });
-        let lite = match shared.config.engine {
-            crate::config::MediaEngineKind::Rtc => Some(lite::Lite::start(Arc::clone(&shared))?),
-            crate::config::MediaEngineKind::Webrtc => None,
-        };
+        let lite = lite::Lite::start(Arc::clone(&shared))?;
         let sampler = tokio::spawn(sample_rates(Arc::clone(&shared)));
-        let sfu = Self {
-            shared,
-            rooms: Mutex::new(HashMap::new()),
-            relayed: Mutex::new(HashMap::new()),
-            lite,
-            sampler,
-        };
-        Ok((sfu, rx))
+        Ok((
+            Self {
+                shared,
+                lite,
+                sampler,
+            },
+            rx,
+        ))
     }
 
-    /// The `rtc` engine's bound ports, one per shard (empty with the `webrtc` engine).
+    /// The bound UDP ports, one per shard.
     pub fn udp_ports(&self) -> Vec<u16> {
-        self.lite
-            .as_ref()
-            .map(|l| l.ports.clone())
-            .unwrap_or_default()
+        self.lite.ports.clone()
     }
 
-    /// The shard a meeting is on (`rtc` engine).
+    /// The shard a meeting is on.
     pub fn shard_of(&self, meeting: &str) -> Option<usize> {
-        self.lite.as_ref()?.shard_of(meeting)
+        self.lite.shard_of(meeting)
     }
 
     pub fn stats(&self) -> &MediaStats {
         &self.shared.stats
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<RoomCmd>>> {
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn room(&self, meeting: &str) -> Option<mpsc::UnboundedSender<RoomCmd>> {
-        self.rooms().get(meeting).cloned()
-    }
-
     /// The client's first offer (a new connection for the user, replacing any earlier one);
-    /// returns the answer. `route` gives the meeting's routing state if the room is new: it
-    /// is read under the SFU's lock, so a concurrent [`Sfu::set_route`] is never lost.
+    /// returns the answer. `route` gives the meeting's routing state if the meeting is new to
+    /// the SFU: it is read under the SFU's lock, so a concurrent [`Sfu::set_route`] is never
+    /// lost.
     pub async fn offer(
         &self,
         meeting: &str,
@@ -188,40 +179,7 @@ impl Sfu {
         sdp: String,
         route: impl FnOnce() -> Option<(u64, RouteState)>,
     ) -> Result<String, MediaError> {
-        if let Some(l) = &self.lite {
-            return l.offer(meeting, user, owner, sdp, route).await;
-        }
-        let (reply, answer) = oneshot::channel();
-        let cmd = RoomCmd::Offer {
-            user: user.into(),
-            owner: owner.to_owned(),
-            sdp,
-            reply,
-        };
-        self.to_room(meeting, route, cmd)?;
-        answer.await.unwrap_or(Err(MediaError::Ended))
-    }
-
-    /// Sends `cmd` to the meeting's room, starting the room (with the routing state `route`
-    /// gives) if there is none. Under the SFU's lock, so a concurrent [`Sfu::set_route`] is
-    /// either seen by `route` or delivered to the new room.
-    fn to_room(
-        &self,
-        meeting: &str,
-        route: impl FnOnce() -> Option<(u64, RouteState)>,
-        cmd: RoomCmd,
-    ) -> Result<(), MediaError> {
-        let mut rooms = self.rooms();
-        let tx = match rooms.get(meeting) {
-            Some(tx) if !tx.is_closed() => tx.clone(),
-            _ => {
-                let (version, route) = route().ok_or(MediaError::Ended)?;
-                let tx = room::spawn(meeting.into(), Arc::clone(&self.shared), version, route);
-                rooms.insert(meeting.to_owned(), tx.clone());
-                tx
-            }
-        };
-        tx.send(cmd).map_err(|_| MediaError::Ended)
+        self.lite.offer(meeting, user, owner, sdp, route).await
     }
 
     /// The client's answer to the server's offer.
@@ -232,20 +190,7 @@ impl Sfu {
         owner: &str,
         sdp: String,
     ) -> Result<(), MediaError> {
-        if let Some(l) = &self.lite {
-            return l.answer(meeting, user, owner, sdp).await;
-        }
-        let (reply, done) = oneshot::channel();
-        self.ask(
-            meeting,
-            RoomCmd::Answer {
-                user: user.into(),
-                owner: owner.to_owned(),
-                sdp,
-                reply,
-            },
-        )?;
-        done.await.unwrap_or(Err(MediaError::NoPeer))
+        self.lite.answer(meeting, user, owner, sdp).await
     }
 
     /// A trickled candidate of the client (kept for its offer if that is still on its way).
@@ -257,52 +202,20 @@ impl Sfu {
         candidate: Candidate,
         route: impl FnOnce() -> Option<(u64, RouteState)>,
     ) -> Result<(), MediaError> {
-        if let Some(l) = &self.lite {
-            return l.candidate(meeting, user, owner, candidate, route).await;
-        }
-        let (reply, done) = oneshot::channel();
-        self.to_room(
-            meeting,
-            route,
-            RoomCmd::Candidate {
-                user: user.into(),
-                owner: owner.to_owned(),
-                candidate,
-                reply,
-            },
-        )?;
-        done.await.unwrap_or(Err(MediaError::NoPeer))
-    }
-
-    fn ask(&self, meeting: &str, cmd: RoomCmd) -> Result<(), MediaError> {
-        self.room(meeting)
-            .ok_or(MediaError::NoPeer)?
-            .send(cmd)
-            .map_err(|_| MediaError::NoPeer)
+        self.lite
+            .candidate(meeting, user, owner, candidate, route)
+            .await
     }
 
     /// The socket `owner` of `user` left the meeting: its connection closes.
     pub fn leave(&self, meeting: &str, user: &str, owner: Option<&str>) {
-        if let Some(l) = &self.lite {
-            return l.leave(meeting, user, owner);
-        }
-        if let Some(tx) = self.room(meeting) {
-            let _ = tx.send(RoomCmd::Leave {
-                user: user.into(),
-                owner: owner.map(str::to_owned),
-            });
-        }
+        self.lite.leave(meeting, user, owner);
     }
 
     /// The meeting's mode or mutes changed: applies to the next packet.
     /// `version` orders the states: an older one arriving late is ignored.
     pub fn set_route(&self, meeting: &str, version: u64, route: &RouteState) {
-        if let Some(l) = &self.lite {
-            return l.set_route(meeting, version, route);
-        }
-        if let Some(tx) = self.rooms().get(meeting) {
-            let _ = tx.send(RoomCmd::Route(version, route.clone()));
-        }
+        self.lite.set_route(meeting, version, route);
     }
 
     /// The users of `meeting` who have a WebRTC connection.
@@ -315,8 +228,8 @@ impl Sfu {
     }
 
     /// A relay speaker's frame (Int16 LE mono at `rate`), for the meeting's WebRTC listeners;
-    /// nothing when the meeting has no WebRTC room or the speaker has a connection of their
-    /// own. Never waits: a speaker whose publisher is behind loses the frame.
+    /// nothing when the meeting has no WebRTC connection or the speaker has a connection of
+    /// their own. Never waits: a speaker whose encoder is behind loses the frame.
     pub fn relay_audio(&self, meeting: &str, user: &str, rate: u32, pcm: &bytes::Bytes) {
         if self
             .shared
@@ -326,37 +239,7 @@ impl Sfu {
         {
             return;
         }
-        if let Some(l) = &self.lite {
-            return l.relay_audio(meeting, user, rate, pcm);
-        }
-        let Some(room) = self.room(meeting) else {
-            return;
-        };
-        let mut frame = bridge::RelayFrame {
-            rate,
-            pcm: pcm.clone(),
-        };
-        let mut relayed = self.relayed.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (meeting.to_owned(), user.to_owned());
-        if let Some(tx) = relayed.get(&key) {
-            match tx.try_send(frame) {
-                // Queued, or lost because the publisher is behind.
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => return,
-                // The publisher has ended (the user left, or the room dropped them): a new one.
-                Err(mpsc::error::TrySendError::Closed(f)) => frame = f,
-            }
-        }
-        let (tx, frames) = mpsc::channel(bridge::RELAY_QUEUE);
-        if room
-            .send(RoomCmd::Relayed {
-                user: user.into(),
-                frames,
-            })
-            .is_ok()
-        {
-            let _ = tx.try_send(frame);
-            relayed.insert(key, tx);
-        }
+        self.lite.relay_audio(meeting, user, rate, pcm);
     }
 
     /// From now on the meeting's WebRTC speakers' packets go to `tx` as well (`None`: no
@@ -365,51 +248,20 @@ impl Sfu {
         self.shared.outlets.set(meeting, tx);
     }
 
-    /// The meetings that have a room.
+    /// The meetings the SFU holds.
     pub fn meetings(&self) -> Vec<String> {
-        if let Some(l) = &self.lite {
-            return l.meetings();
-        }
-        self.rooms().keys().cloned().collect()
+        self.lite.meetings()
     }
 
     /// The meeting ended: every connection in it closes.
     pub async fn end(&self, meeting: &str) {
         self.shared.outlets.remove(meeting);
-        if let Some(l) = &self.lite {
-            return l.end(meeting).await;
-        }
-        self.relayed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(m, _), _| m != meeting);
-        let tx = self.rooms().remove(meeting);
-        if let Some(tx) = tx {
-            let (done, closed) = oneshot::channel();
-            if tx.send(RoomCmd::End(done)).is_ok() {
-                let _ = closed.await;
-            }
-        }
+        self.lite.end(meeting).await;
     }
 
     /// Closes every connection (server shutdown).
     pub async fn close(&self) {
-        if let Some(l) = &self.lite {
-            l.close().await;
-            self.sampler.abort();
-            return;
-        }
-        let rooms: Vec<_> = self.rooms().drain().collect();
-        let mut waits = Vec::new();
-        for (_, tx) in rooms {
-            let (done, closed) = oneshot::channel();
-            if tx.send(RoomCmd::End(done)).is_ok() {
-                waits.push(closed);
-            }
-        }
-        for w in waits {
-            let _ = w.await;
-        }
+        self.lite.close().await;
         self.sampler.abort();
     }
 }

@@ -193,7 +193,7 @@ impl MediaStats {
             (
                 "meet_sfu_udp_ports_leased",
                 "gauge",
-                "UDP ports in use by open peer connections (webrtc engine: one per connection; rtc engine: each shard port with a connection)",
+                "UDP ports in use by open peer connections: each shard port with a connection",
                 self.ports_leased.load(Relaxed),
             ),
         ];

@@ -2,13 +2,15 @@
 //! offers, answers and candidates come back to the socket that owns the connection; the
 //! SFU's audio levels feed the meeting's `active-speaker`.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::socket::Sid;
+use socketioxide::{SendError, SocketError};
 use tokio::sync::mpsc;
 
 use super::events::{current_meeting, payload, reply, session};
@@ -119,21 +121,91 @@ fn error(e: MediaError) -> Error {
     }
 }
 
+/// Signals waiting for room in their socket's queue, oldest first. A signal is never
+/// dropped for a momentarily full queue (a lost offer would close the connection after the
+/// answer timeout): it waits here, and every later signal of that socket waits behind it, so
+/// the order holds.
+#[derive(Default)]
+struct Backlog {
+    waiting: HashMap<Sid, (Instant, VecDeque<Value>)>,
+}
+
+/// How often a backlog is retried, how many signals a socket may have waiting, and how long.
+const RETRY: Duration = Duration::from_millis(20);
+const BACKLOG_SIGNALS: usize = 256;
+const BACKLOG_AGE: Duration = Duration::from_secs(15);
+
+impl Backlog {
+    fn send(&mut self, hub: &Hub, sid: Sid, body: Value) {
+        match self.waiting.get_mut(&sid) {
+            Some((since, queue)) => {
+                if queue.len() >= BACKLOG_SIGNALS || since.elapsed() > BACKLOG_AGE {
+                    tracing::warn!(%sid, waiting = queue.len(), "a socket takes no WebRTC signals; dropping them");
+                    self.waiting.remove(&sid);
+                } else {
+                    queue.push_back(body);
+                }
+            }
+            None => {
+                if let Some(body) = Self::emit(hub, sid, body) {
+                    self.waiting
+                        .insert(sid, (Instant::now(), VecDeque::from([body])));
+                }
+            }
+        }
+    }
+
+    /// Emits; gives the body back when the socket's queue is full.
+    fn emit(hub: &Hub, sid: Sid, body: Value) -> Option<Value> {
+        let socket = hub.io().get_socket(sid)?;
+        match socket.emit("webrtc-signal", &body) {
+            Ok(()) => None,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Some(body),
+            Err(e) => {
+                tracing::debug!(%sid, error = %e, "a WebRTC signal for a closed socket");
+                None
+            }
+        }
+    }
+
+    /// Sends what now fits, oldest first; a socket that took something starts a new wait.
+    fn retry(&mut self, hub: &Hub) {
+        self.waiting.retain(|sid, (since, queue)| {
+            let before = queue.len();
+            while let Some(body) = queue.pop_front() {
+                if let Some(body) = Self::emit(hub, *sid, body) {
+                    queue.push_front(body);
+                    if queue.len() < before {
+                        *since = Instant::now();
+                    }
+                    return true;
+                }
+            }
+            false
+        });
+    }
+}
+
 /// SFU events → socket events.
 pub async fn run_media_events(hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<MediaEvent>) {
-    while let Some(event) = rx.recv().await {
+    let mut backlog = Backlog::default();
+    let mut retry = tokio::time::interval(RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            _ = retry.tick(), if !backlog.waiting.is_empty() => {
+                backlog.retry(&hub);
+                continue;
+            }
+        };
         match event {
             MediaEvent::Signal { owner, signal } => {
-                let socket = owner
-                    .parse::<Sid>()
-                    .ok()
-                    .and_then(|sid| hub.io().get_socket(sid));
-                if let Some(s) = socket
-                    && let Err(e) = s.emit("webrtc-signal", &json!({"signal": signal}))
-                {
-                    // A full socket queue: an unanswered offer then closes the connection
-                    // after `media.answer_timeout_ms`, and the client makes a new one.
-                    tracing::warn!(sid = %s.id, error = %e, "a WebRTC signal could not be sent");
+                if let Ok(sid) = owner.parse::<Sid>() {
+                    backlog.send(&hub, sid, json!({"signal": signal}));
                 }
             }
             MediaEvent::Levels { meeting, levels } => {

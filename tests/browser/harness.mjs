@@ -32,11 +32,9 @@ export async function startServer(extraEnv = {}) {
       MEET_CONFIG: "/dev/null",
       MEET_DATABASE__URL: "mem://",
       MEET_SERVER__LISTEN: "127.0.0.1:0",
-      // Loopback, unless `tests/run` gives the machine's address (Firefox on the rtc engine).
+      // Loopback, unless `tests/run` gives the machine's address (Firefox).
       MEET_MEDIA__BIND: process.env.TEST_MEDIA_BIND || '["127.0.0.1"]',
       MEET_MEDIA__UDP_PORT: "0",
-      // `tests/run` runs the Chromium tests once more on the `rtc` engine.
-      ...(process.env.TEST_MEDIA_ENGINE ? { MEET_MEDIA__ENGINE: process.env.TEST_MEDIA_ENGINE } : {}),
       MEET_AUTH__ARGON2_MEMORY_KIB: "1024",
       MEET_AUTH__ARGON2_ITERATIONS: "1",
       MEET_HTTP__RATE_LIMIT__LOGIN_FAILURES: "1000",

@@ -84,10 +84,6 @@ impl TestServer {
         let mut config = Config::for_tests(dir.path());
         config.auth.admin_password = Some(Secret::new(ADMIN_PASSWORD));
         config.jobs.enabled = false;
-        // `tests/run` runs the WebRTC tests once more on the `rtc` engine.
-        if rtc_engine() {
-            config.media.engine = meet::config::MediaEngineKind::Rtc;
-        }
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(start_time()));
         let app = meet::app::start_with_clock(config, clock.clone())
@@ -258,10 +254,4 @@ impl Class {
             .await
             .expect(200);
     }
-}
-
-/// Whether the WebRTC tests run on the `rtc` engine this time (`TEST_MEDIA_ENGINE=rtc`, as
-/// `tests/run`'s second pass does).
-pub fn rtc_engine() -> bool {
-    std::env::var("TEST_MEDIA_ENGINE").as_deref() == Ok("rtc")
 }

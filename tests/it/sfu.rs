@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Class, rtc_engine};
+use crate::common::Class;
 use crate::rtc::{Aiortc, Join, Participant};
 use crate::sio::{AuthForm, Client, Kind};
 
@@ -331,11 +331,9 @@ async fn ten_peers_renegotiate_as_people_join_and_leave() {
         .await,
         "the late joiner is not heard both ways"
     );
-    if rtc_engine() {
-        // The late joiner's stream took a departed speaker's m-line: no offer grew.
-        for p in &people {
-            assert_eq!(p.sections.load(Relaxed), 10, "{}", p.user);
-        }
+    // The late joiner's stream took a departed speaker's m-line: no offer grew.
+    for p in &people {
+        assert_eq!(p.sections.load(Relaxed), 10, "{}", p.user);
     }
     let m = c.metrics().await;
     assert_eq!(metric(&m, "meet_sfu_peers"), 8.0);
@@ -725,11 +723,8 @@ fn forged_binding(username: &str) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rtc_engine_drops_and_counts_strangers_and_ignores_forged_checks() {
-    let c = class(2, |config| {
-        config.media.engine = meet::config::MediaEngineKind::Rtc;
-    })
-    .await;
+async fn strangers_are_dropped_and_counted_and_forged_checks_ignored() {
+    let c = class(2, |_| {}).await;
     let ana = c.peer(&c.students[0]).await;
     let ben = c.peer(&c.students[1]).await;
     assert!(
@@ -806,9 +801,8 @@ async fn the_rtc_engine_drops_and_counts_strangers_and_ignores_forged_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rtc_engine_puts_two_meetings_on_two_shards() {
+async fn two_meetings_go_on_two_shards() {
     let c = class(2, |config| {
-        config.media.engine = meet::config::MediaEngineKind::Rtc;
         config.media.shard_ports = vec![0, 0];
     })
     .await;
@@ -915,12 +909,11 @@ impl Nat {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rtc_engine_keeps_hearing_a_peer_whose_source_port_changes() {
+async fn a_peer_whose_source_port_changes_is_still_heard() {
     // A connection whose selected pair's address falls silent fails after these two, 3 s (the
     // rebinding below must not be one). The client checks every 2 s: the first check from the
     // new port comes within them.
     let c = class(2, |config| {
-        config.media.engine = meet::config::MediaEngineKind::Rtc;
         config.media.ice_disconnected_timeout = Duration::from_millis(1500);
         config.media.ice_failed_timeout = Duration::from_millis(1500);
     })
@@ -987,11 +980,10 @@ async fn the_rtc_engine_keeps_hearing_a_peer_whose_source_port_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rtc_engine_keeps_a_connection_heard_by_its_media_between_checks() {
+async fn a_connection_is_kept_by_its_media_between_checks() {
     // These peers check their pair every 2 s (the webrtc crate's keepalive); the server ends
     // a connection silent for 1 s. Only the media they send all the time keeps them.
     let c = class(1, |config| {
-        config.media.engine = meet::config::MediaEngineKind::Rtc;
         config.media.ice_disconnected_timeout = Duration::from_millis(500);
         config.media.ice_failed_timeout = Duration::from_millis(500);
     })
@@ -1024,11 +1016,8 @@ async fn the_rtc_engine_keeps_a_connection_heard_by_its_media_between_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rtc_engine_carries_fifty_peers_on_one_port() {
-    let c = class(49, |config| {
-        config.media.engine = meet::config::MediaEngineKind::Rtc;
-    })
-    .await;
+async fn fifty_peers_share_one_port() {
+    let c = class(49, |_| {}).await;
     let everyone: Vec<&(String, String)> =
         std::iter::once(&c.host).chain(c.students.iter()).collect();
     let mut people = Vec::new();

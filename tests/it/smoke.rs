@@ -34,10 +34,6 @@ fn base_command(data: &Path) -> Command {
         .env("MEET_SERVER__DATA_DIR", data)
         // The audio port: any free one (tests run in parallel).
         .env("MEET_MEDIA__UDP_PORT", "0");
-    // `tests/run` runs the WebRTC tests once more on the `rtc` engine.
-    if std::env::var("TEST_MEDIA_ENGINE").as_deref() == Ok("rtc") {
-        c.env("MEET_MEDIA__ENGINE", "rtc");
-    }
     c
 }
 

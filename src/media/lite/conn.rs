@@ -18,9 +18,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::peer_connection::{RTCPeerConnection, SettingEngine};
 
+use super::super::PeerKey;
 use super::super::bridge::Outlet;
 use super::super::engine;
-use super::super::peer::PeerKey;
 use super::super::record::recorder::Tap;
 use super::super::stats::PeerStats;
 use crate::config::MediaConfig;

@@ -1,4 +1,4 @@
-//! The `rtc` engine (`media.engine = "rtc"`): the sans-IO core of webrtc-rs, every peer
+//! The media engine: the sans-IO `rtc` core of webrtc-rs, every peer
 //! connection of a shard on one UDP port (ICE-lite, server-chosen ufrags, [`demux`]), one OS
 //! thread per shard that owns its meetings' connections outright ([`shard`]), batched I/O
 //! ([`io`]). A meeting lives on one shard, placed at its first signal on the shard with the
@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::PeerKey;
 use super::bridge::{RELAY_QUEUE, RelayEncoder, RelayFrame};
-use super::peer::PeerKey;
 use super::record::mix::Encoding;
 use super::{Candidate, MediaError, Shared};
 use crate::domain::routing::RouteState;

@@ -26,8 +26,8 @@ use super::conn::{self, Conn, Leg, Out};
 use super::demux::{Demux, Route, accepts_check};
 use super::io::Socket;
 use crate::domain::routing::{Audience, RouteState, audience, may_hear};
-use crate::media::peer::{Ending, PeerKey};
 use crate::media::{Candidate, MediaError, MediaEvent, Shared, Signal, rtp, sdp};
+use crate::media::{Ending, PeerKey};
 
 /// Receive batches (of up to 32 datagrams) handled a turn, per port.
 const READ_BATCHES: usize = 4;
