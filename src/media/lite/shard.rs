@@ -33,6 +33,9 @@ use crate::media::{Ending, PeerKey};
 const READ_BATCHES: usize = 4;
 /// Early candidates kept per user while their offer is on its way.
 const EARLY_CANDIDATES: usize = 32;
+/// Commands handled at most before the stale connections are re-offered, when commands keep
+/// coming.
+const MAX_DEFERRED: usize = 16;
 /// Remote candidates one connection takes.
 const MAX_REMOTE_CANDIDATES: usize = 32;
 /// Checks in flight per connection whose address may be learned.
@@ -152,6 +155,12 @@ pub struct Shard {
     /// How long a client may go unheard before its connection has failed: the ICE
     /// disconnected and failed timeouts.
     silence: Duration,
+    /// Connections whose wanted speakers changed, to re-offer once the commands waiting
+    /// have been handled (slot, generation): a burst of joins and answers is acknowledged
+    /// first, and each connection gets one offer for all of it.
+    stale: Vec<(usize, u64)>,
+    /// Commands handled since the stale connections were last re-offered.
+    deferred: usize,
 }
 
 /// The addresses a socket bound to `bound` advertises: the public address if one is set,
@@ -224,6 +233,8 @@ impl Shard {
             dirty: Vec::new(),
             inbound: Vec::new(),
             silence,
+            stale: Vec::new(),
+            deferred: 0,
         })
     }
 
@@ -283,6 +294,13 @@ impl Shard {
                 Wake::Timer => {}
                 Wake::Levels => self.levels(),
                 Wake::Sample => self.sample(),
+            }
+            // Re-offers wait for the commands queued behind this one, but not for ever.
+            if !self.stale.is_empty() {
+                self.deferred += 1;
+                if cmds.is_empty() || self.deferred >= MAX_DEFERRED {
+                    self.renegotiate_stale(Instant::now());
+                }
             }
             // The connections' timers that are due, whatever woke the loop: under full load
             // some other branch is always ready, and the core's timers (reports, consent,
@@ -388,7 +406,7 @@ impl Shard {
             let slot = self.dirty[i];
             i += 1;
             self.drain_reads(slot);
-            self.drain_events(slot, now);
+            self.drain_events(slot);
             let inbound = std::mem::take(&mut self.inbound);
             for (speaker, packet) in &inbound {
                 self.forward(*speaker, packet, now);
@@ -425,7 +443,7 @@ impl Shard {
         }
     }
 
-    fn drain_events(&mut self, slot: usize, now: Instant) {
+    fn drain_events(&mut self, slot: usize) {
         let mut ending = None;
         if let Some(Some(c)) = self.conns.get_mut(slot) {
             while let Some(ev) = c.pc.poll_event() {
@@ -451,7 +469,7 @@ impl Shard {
         }
         if let Some(ending) = ending {
             tracing::info!(shard = self.index, ?ending, "peer connection ended");
-            self.close(slot, ending, now);
+            self.close(slot, ending);
         }
     }
 
@@ -509,12 +527,12 @@ impl Shard {
             c.armed = None;
             if c.deadline.is_some_and(|d| d <= now) {
                 tracing::info!(user = %c.key.user, "no answer to the server's offer; closing the peer");
-                self.close(slot, Ending::Failed, now);
+                self.close(slot, Ending::Failed);
                 continue;
             }
             if now.saturating_duration_since(c.heard) >= self.silence {
                 tracing::info!(user = %c.key.user, silent = ?self.silence, "nothing heard from the client; closing the peer");
-                self.close(slot, Ending::Failed, now);
+                self.close(slot, Ending::Failed);
                 continue;
             }
             if let Err(e) = c.pc.handle_timeout(now) {
@@ -553,7 +571,7 @@ impl Shard {
                 // The others' re-offers after the answer is on its way (their renegotiations
                 // are this turn's slowest work).
                 if joined {
-                    self.update_speakers(&meeting, now);
+                    self.update_speakers(&meeting);
                 }
             }
             Cmd::Answer {
@@ -607,8 +625,8 @@ impl Shard {
                 m.early.remove(&user);
                 let dropped = m.relayed.remove(&user).is_some();
                 match self.slot_of(&meeting, &user, owner.as_deref()) {
-                    Some(slot) => self.close(slot, Ending::Closed, now),
-                    None if dropped => self.update_speakers(&meeting, now),
+                    Some(slot) => self.close(slot, Ending::Closed),
+                    None if dropped => self.update_speakers(&meeting),
                     None => {}
                 }
             }
@@ -647,7 +665,7 @@ impl Shard {
                         _stop: stop,
                     },
                 );
-                self.update_speakers(&meeting, now);
+                self.update_speakers(&meeting);
             }
             Cmd::End { meeting, done } => {
                 self.end(&meeting);
@@ -682,7 +700,7 @@ impl Shard {
         m.relayed.remove(&user);
         let early = m.early.remove(&user).unwrap_or_default();
         if let Some(slot) = self.slot_of(meeting, &user, None) {
-            self.close(slot, Ending::Closed, now);
+            self.close(slot, Ending::Closed);
         }
         let port = self.least_loaded_port();
         let (ufrag, pwd) = conn::credentials();
@@ -865,17 +883,38 @@ impl Shard {
                 sc.legs.push(leg);
             }
         }
-        if let Err(e) = self.renegotiate(slot, now) {
-            // The answer itself was fine; the connection is not: it ends (as failed).
-            tracing::warn!(error = %e, "renegotiation failed");
-            self.close(slot, Ending::Failed, now);
-        }
+        // What changed while the offer was open is offered next.
+        self.mark_stale(slot);
         Ok(())
+    }
+
+    fn mark_stale(&mut self, slot: usize) {
+        if let Some(Some(c)) = self.conns.get(slot) {
+            let entry = (slot, c.key.generation);
+            if !self.stale.contains(&entry) {
+                self.stale.push(entry);
+            }
+        }
+    }
+
+    /// Re-offers every stale connection that has no offer open.
+    fn renegotiate_stale(&mut self, now: Instant) {
+        self.deferred = 0;
+        for (slot, generation) in std::mem::take(&mut self.stale) {
+            let open = match self.conns.get(slot) {
+                Some(Some(c)) if c.key.generation == generation => c.deadline.is_none(),
+                _ => false,
+            };
+            if open && let Err(e) = self.renegotiate(slot, now) {
+                tracing::warn!(error = %e, "renegotiation failed");
+                self.close(slot, Ending::Failed);
+            }
+        }
     }
 
     /// Tells each member which speakers it should have a stream of: every other member and
     /// every relay speaker. Who is heard is the routing rule's, applied on the legs.
-    fn update_speakers(&mut self, meeting: &str, now: Instant) {
+    fn update_speakers(&mut self, meeting: &str) {
         let Some(m) = self.meetings.get(meeting) else {
             return;
         };
@@ -890,12 +929,7 @@ impl Shard {
                 continue;
             };
             c.wanted = keys.iter().filter(|k| **k != c.key).cloned().collect();
-            if c.deadline.is_none()
-                && let Err(e) = self.renegotiate(slot, now)
-            {
-                tracing::warn!(error = %e, "renegotiation failed");
-                self.close(slot, Ending::Failed, now);
-            }
+            self.mark_stale(slot);
         }
     }
 
@@ -1119,7 +1153,7 @@ impl Shard {
 
     /// Closes a connection: its ufrag and addresses leave the port's table, its legs (as a
     /// speaker and as a subscriber) go, and the others' streams of it are taken out.
-    fn close(&mut self, slot: usize, ending: Ending, now: Instant) {
+    fn close(&mut self, slot: usize, ending: Ending) {
         let Some(c) = self.release(slot) else {
             return;
         };
@@ -1137,7 +1171,7 @@ impl Shard {
         }
         let key = c.key;
         self.drop_legs(&meeting, |l| l.subscriber_key == key);
-        self.update_speakers(&meeting, now);
+        self.update_speakers(&meeting);
     }
 
     fn end(&mut self, meeting: &str) {
