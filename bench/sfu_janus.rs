@@ -16,12 +16,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use meet::media::engine::{PcEvent, local_track};
+use meet::media::engine::PcEvent;
 
-use super::{Participant, Server, Tally, count_streams, gathered, peer};
+use super::{Offering, Participant, Server, Tally, count_streams, gathered, offering, peer};
 
 /// Where the participants' sockets bind: Janus (libnice) gathers no loopback candidate, so both
 /// ends are on the machine's own address, which the kernel carries over the loopback device all
@@ -334,16 +333,15 @@ async fn publish(
             None,
         )
         .await?;
-    let (pc, mut events) = peer(config, ANY).await?;
-    let ssrc = rand::random::<u32>() | 1;
-    let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
-    let sender = pc
-        .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
-        .await?;
-    let offer = pc.create_offer(None).await?;
-    pc.set_local_description(offer).await?;
-    gathered(&mut events).await;
-    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let Offering {
+        pc,
+        mut events,
+        mic,
+        ssrc,
+        sender,
+        sdp,
+        ..
+    } = offering(config, ANY).await?;
     let ev = session
         .message(
             handle,

@@ -32,6 +32,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, RTCSessionDescription};
+use webrtc::rtp_transceiver::RtpSender;
 
 /// LiveKit's published cost of forwarding one audio packet (derived from its 3,000-listener
 /// audio benchmark), for comparison.
@@ -499,16 +500,15 @@ async fn join(
     config: &meet::config::MediaConfig,
 ) -> Result<Participant> {
     let (sio, mut events) = Sio::connect(base, token, meeting).await?;
-    let (pc, mut pc_events) = peer(config, "127.0.0.1:0").await?;
-    let ssrc = rand::random::<u32>() | 1;
-    let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
-    let sender = pc
-        .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
-        .await?;
-    let offer = pc.create_offer(None).await?;
-    pc.set_local_description(offer).await?;
-    let tracks = gathered(&mut pc_events).await;
-    let sdp = pc.local_description().await.context("offer")?.sdp;
+    let Offering {
+        pc,
+        events: pc_events,
+        mic,
+        ssrc,
+        sender,
+        early: tracks,
+        sdp,
+    } = offering(config, "127.0.0.1:0").await?;
     let ack = sio
         .call(
             "webrtc-signal",
@@ -569,6 +569,41 @@ async fn join(
         pt,
         receiver: None,
         sio: Some(sio),
+    })
+}
+
+/// How every participant starts, on meet and on Janus: its connection with a microphone track,
+/// its offer made and its candidates gathered.
+struct Offering {
+    pc: Arc<dyn PeerConnection>,
+    events: mpsc::UnboundedReceiver<PcEvent>,
+    mic: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    sender: Arc<dyn RtpSender>,
+    /// Streams that arrived while the candidates were gathered.
+    early: Vec<Arc<dyn TrackRemote>>,
+    sdp: String,
+}
+
+async fn offering(config: &meet::config::MediaConfig, addr: &str) -> Result<Offering> {
+    let (pc, mut events) = peer(config, addr).await?;
+    let ssrc = rand::random::<u32>() | 1;
+    let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
+    let sender = pc
+        .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
+        .await?;
+    let offer = pc.create_offer(None).await?;
+    pc.set_local_description(offer).await?;
+    let early = gathered(&mut events).await;
+    let sdp = pc.local_description().await.context("offer")?.sdp;
+    Ok(Offering {
+        pc,
+        events,
+        mic,
+        ssrc,
+        sender,
+        early,
+        sdp,
     })
 }
 
