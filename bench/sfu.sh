@@ -10,7 +10,7 @@
 #
 # Knobs: DURATION (seconds measured per scenario, 20), SCENARIOS (comma-separated KxN:S:
 # K meetings of N participants, S speakers each, `all` or a number), ENGINES (rtc,janus),
-# SHARDS (meet's, 2), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
+# SHARDS (meet's, 2, sharing one UDP port), SEPARATE_PORTS=1 (a port per shard), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
 # MEET_BIN, JSON_OUT=path; SOAK=minutes (its engine: the first of ENGINES, default rtc),
 # SOAK_MEETINGS (10), SOAK_SIZE (10).
 set -euo pipefail
@@ -26,6 +26,7 @@ args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
     --engines "${ENGINES:-$([ -n "${SOAK:-}" ] && echo rtc || echo rtc,janus)}"
     --shards "${SHARDS:-2}")
 [ "${PIN:-0}" = 1 ] && args+=(--pin)
+[ "${SEPARATE_PORTS:-0}" = 1 ] && args+=(--separate-ports)
 [ -n "${JSON_OUT:-}" ] && args+=(--json "$JSON_OUT")
 if [ -n "${SOAK:-}" ]; then
     args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}")

@@ -60,9 +60,12 @@ struct Args {
     /// `janus` (Debian's Janus 1.1, VideoRoom, audio only).
     #[arg(long, default_value = "rtc,janus")]
     engines: String,
-    /// meet's shards (one UDP port and one thread each).
+    /// meet's shards (one thread each), sharing one UDP port as the server does by default.
     #[arg(long, default_value_t = 2)]
     shards: u16,
+    /// One UDP port per shard instead (`media.udp_ports`): no datagram passes between shards.
+    #[arg(long)]
+    separate_ports: bool,
     /// Pins the server to CPU 1 and the generator to CPU 0 (`taskset`), so neither takes the
     /// other's core.
     #[arg(long)]
@@ -168,8 +171,12 @@ async fn start_server(args: &Args, engine: &str, ports: u16) -> Result<Server> {
     if engine != "rtc" {
         bail!("unknown engine {engine}: meet's (rtc) or janus");
     }
-    let ports: Vec<String> = (0..args.shards).map(|i| (ports + i).to_string()).collect();
-    let media = format!("udp_ports = [{}]", ports.join(", "));
+    let media = if args.separate_ports {
+        let ports: Vec<String> = (0..args.shards).map(|i| (ports + i).to_string()).collect();
+        format!("udp_ports = [{}]", ports.join(", "))
+    } else {
+        format!("udp_port = {ports}\nshards = {}", args.shards)
+    };
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("meet.toml");
     std::fs::write(

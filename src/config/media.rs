@@ -20,6 +20,7 @@ pub struct RawMedia {
     pub engine: Option<String>,
     pub udp_port: Option<u16>,
     pub udp_ports: Option<Vec<u16>>,
+    pub shards: Option<usize>,
     pub ice_disconnected_timeout_ms: Option<u64>,
     pub ice_failed_timeout_ms: Option<u64>,
     pub ice_keepalive_interval_ms: Option<u64>,
@@ -48,9 +49,13 @@ pub struct MediaConfig {
     pub bind: Vec<std::net::IpAddr>,
     /// Announced instead of the bound address in host candidates (1:1 NAT).
     pub public_ip: Option<std::net::IpAddr>,
-    /// One UDP port per shard (`media.udp_port`, or `media.udp_ports`), every peer connection
-    /// of a shard's meetings on it.
+    /// The UDP ports: `media.udp_port` (one, shared by every shard), or `media.udp_ports` (one
+    /// per shard). Every peer connection of a shard's meetings is on its port.
     pub shard_ports: Vec<u16>,
+    /// How many shards (media threads): with one port they all share it (`SO_REUSEPORT`; a
+    /// datagram the kernel hands to the wrong shard is passed on to the right one), with
+    /// several ports there is one shard per port.
+    pub shards: usize,
     /// ICE: no packet for this long → disconnected; then this long more → failed (and closed).
     pub ice_disconnected_timeout: Duration,
     pub ice_failed_timeout: Duration,
@@ -98,6 +103,32 @@ fn shard_ports(raw: &RawMedia) -> Result<Vec<u16>, ConfigError> {
     }
 }
 
+/// Most shards: one per core, and this many cores at most.
+const MAX_SHARDS: usize = 64;
+
+/// The shard count: `media.shards`, else one per core (with several ports: one per port).
+fn shards(raw: &RawMedia, ports: &[u16]) -> Result<usize, ConfigError> {
+    match raw.shards {
+        Some(n) if ports.len() > 1 => Err(key_err(
+            "media.shards",
+            format!(
+                "media.udp_ports already makes one shard per port ({}): remove media.shards, \
+                 or list one port in media.udp_port for {n} shards sharing it",
+                ports.len()
+            ),
+        )),
+        Some(n) if !(1..=MAX_SHARDS).contains(&n) => Err(key_err(
+            "media.shards",
+            format!("must be between 1 and {MAX_SHARDS}"),
+        )),
+        Some(n) => Ok(n),
+        None if ports.len() > 1 => Ok(ports.len()),
+        None => Ok(std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_SHARDS)),
+    }
+}
+
 /// The settings of the retired `webrtc` engine: a port range (a port per connection) and the
 /// choice of engine. Each says what replaced it.
 fn retired(raw: &RawMedia) -> Result<(), ConfigError> {
@@ -129,6 +160,7 @@ fn retired(raw: &RawMedia) -> Result<(), ConfigError> {
 pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
     retired(raw)?;
     let shard_ports = shard_ports(raw)?;
+    let shards = shards(raw, &shard_ports)?;
     let ip = |key: &str, v: &str| {
         v.trim()
             .parse::<std::net::IpAddr>()
@@ -166,6 +198,7 @@ pub(super) fn validate(raw: &RawMedia) -> Result<MediaConfig, ConfigError> {
         bind,
         public_ip,
         shard_ports,
+        shards,
         ice_disconnected_timeout: ms(
             raw.ice_disconnected_timeout_ms,
             5_000,

@@ -142,6 +142,32 @@ fn the_retired_engines_keys_name_what_replaced_them() {
 }
 
 #[test]
+fn shards_are_one_per_core_on_one_port_unless_set() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let c = Config::from_toml_str("").expect("defaults");
+    assert_eq!(c.media.shard_ports, vec![40_000]);
+    assert_eq!(c.media.shards, cores.min(64));
+    let c = Config::from_toml_str("[media]\nudp_port = 5000\nshards = 3").expect("three");
+    assert_eq!((c.media.shard_ports, c.media.shards), (vec![5000], 3));
+    // Several ports: one shard each.
+    let c = Config::from_toml_str("[media]\nudp_ports = [5000, 5001]").expect("ports");
+    assert_eq!(c.media.shards, 2);
+    for (toml, says) in [
+        ("shards = 0", "between 1 and 64"),
+        ("shards = 65", "between 1 and 64"),
+        ("udp_ports = [5000, 5001]\nshards = 2", "one shard per port"),
+    ] {
+        let err = Config::from_toml_str(&format!("[media]\n{toml}"))
+            .expect_err(toml)
+            .to_string();
+        assert!(
+            err.contains("media.shards") && err.contains(says),
+            "{toml}: {err}"
+        );
+    }
+}
+
+#[test]
 fn unknown_keys_are_named() {
     let err = Config::load_from(&no_file(), &env(&[("MEET_MEETINGS__MAX_PEOPLE", "3")]))
         .expect_err("unknown");

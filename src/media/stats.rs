@@ -66,6 +66,9 @@ pub struct MediaStats {
     /// Datagrams on the `rtc` engine's ports that were nobody's (an unknown address, not a
     /// check naming a connection): dropped.
     pub unknown_datagrams: AtomicU64,
+    /// Datagrams the kernel gave to a shard other than their connection's (shards sharing a
+    /// port), passed on to that one.
+    pub handed_over: AtomicU64,
     /// Forwarded packets per second over the last sampling second.
     pub forwarded_per_second: AtomicU64,
     pub(super) ports_leased: AtomicU64,
@@ -189,6 +192,12 @@ impl MediaStats {
                 "counter",
                 "Datagrams from an address no connection has (and not a check naming one): dropped",
                 self.unknown_datagrams.load(Relaxed),
+            ),
+            (
+                "meet_sfu_handed_over_datagrams_total",
+                "counter",
+                "Datagrams received by one shard and passed on to the shard of their connection",
+                self.handed_over.load(Relaxed),
             ),
             (
                 "meet_sfu_udp_ports_leased",

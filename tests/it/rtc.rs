@@ -63,7 +63,8 @@ pub struct Participant {
     /// Offers the server made, and the audio sections in the last one.
     pub offers: Arc<AtomicUsize>,
     pub sections: Arc<AtomicUsize>,
-    /// The server's answer to the first offer.
+    /// The first offer, and the server's answer to it.
+    pub offer: String,
     pub answer: String,
     pub state: Arc<Mutex<RTCPeerConnectionState>>,
     /// Socket events other than signalling: (name, data, arrival).
@@ -257,6 +258,7 @@ impl Participant {
             net,
             offers,
             sections,
+            offer,
             answer,
             state,
             events: socket_events,

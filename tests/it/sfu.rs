@@ -832,6 +832,101 @@ async fn two_meetings_go_on_two_shards() {
     ben.leave().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_share_one_port_and_pass_each_other_what_is_theirs() {
+    let c = class(2, |config| config.media.shards = 2).await;
+    let second = c.server.meeting(&c.host.1, "Second class").await;
+    let ana = c.peer(&c.students[0]).await;
+    let host = c.peer(&c.host).await;
+    let ben = Participant::join(&c.server.base, &c.students[1].1, &second, &c.students[1].0).await;
+    assert!(
+        until(Duration::from_secs(10), || ana.packets_from(&host.user) > 5
+            && host.packets_from(&ana.user) > 5)
+        .await,
+        "the first meeting's two do not hear each other"
+    );
+    // One port for all, two meetings on two shards.
+    let port = candidate_port(&ana.answer);
+    assert_eq!(candidate_port(&host.answer), port);
+    assert_eq!(candidate_port(&ben.answer), port);
+    let m = c.metrics().await;
+    assert_eq!(metric(&m, "meet_sfu_udp_ports_leased"), 2.0);
+    let before = metric(&m, "meet_sfu_handed_over_datagrams_total");
+
+    // The kernel gives each source address to one of the two shards' sockets, whatever its
+    // meeting: checks for ana's connection from 32 addresses are answered, each of them (on
+    // one socket, half would be lost), by her shard.
+    let ufrag = sdp_value(&ana.answer, "a=ice-ufrag:");
+    let pwd = sdp_value(&ana.answer, "a=ice-pwd:");
+    let theirs = sdp_value(&ana.offer, "a=ice-ufrag:");
+    let mut answered = 0;
+    for _ in 0..32 {
+        let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let check = signed_binding(&format!("{ufrag}:{theirs}"), &pwd);
+        let mut buf = [0u8; 1500];
+        for _ in 0..3 {
+            probe
+                .send_to(&check, ("127.0.0.1", port))
+                .await
+                .expect("send");
+            let reply =
+                tokio::time::timeout(Duration::from_millis(500), probe.recv_from(&mut buf)).await;
+            if let Ok(Ok((n, _))) = reply
+                && n >= 20
+                && buf[0..2] == [0x01, 0x01]
+                && buf[8..20] == check[8..20]
+            {
+                answered += 1;
+                break;
+            }
+        }
+    }
+    assert_eq!(answered, 32, "checks answered through a shared port");
+    let handed = metric(&c.metrics().await, "meet_sfu_handed_over_datagrams_total") - before;
+    assert!(handed > 0.0, "no datagram was passed between the shards");
+    // The meetings still hear within and not across.
+    let flows = flowing(&[&ana, &host], Duration::from_millis(500)).await;
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    assert_eq!(ben.packets_from(&ana.user), 0);
+    assert_eq!(ana.packets_from(&ben.user), 0);
+    ana.leave().await;
+    host.leave().await;
+    ben.leave().await;
+}
+
+/// The value of the first `prefix` line of an SDP.
+fn sdp_value(sdp: &str, prefix: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim_end().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {sdp}"))
+        .to_owned()
+}
+
+/// A binding request an ICE client sends: USERNAME, PRIORITY, ICE-CONTROLLING,
+/// MESSAGE-INTEGRITY with `pwd` and FINGERPRINT (made by the `rtc` core's STUN).
+fn signed_binding(username: &str, pwd: &str) -> Vec<u8> {
+    use ::rtc::stun::{attributes::ATTR_USERNAME, fingerprint::FINGERPRINT};
+    use ::rtc::stun::{integrity::MessageIntegrity, message::*, textattrs::Username};
+    let crypto = ::rtc::crypto::default_provider().expect("crypto");
+    let mut m = Message::new();
+    m.build(&[
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(ATTR_USERNAME, username.to_owned())),
+        Box::new(::rtc::ice::attributes::control::AttrControlling(7)),
+        Box::new(::rtc::ice::attributes::priority::PriorityAttr(1)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            pwd.to_owned(),
+            crypto.crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ])
+    .expect("a binding request");
+    m.raw
+}
+
 /// The port of the first candidate in `sdp`.
 fn candidate_port(sdp: &str) -> u16 {
     sdp.lines()

@@ -8,9 +8,14 @@
 //! next valid check; a datagram from an address nobody has learned that is not a STUN request
 //! naming a known ufrag is dropped and counted. Message integrity is the ICE agent's to check:
 //! `route` only proposes a connection, and only the agent's acceptance teaches an address.
+//!
+//! Shards that share one port (`SO_REUSEPORT`) each have a socket on it, and the kernel picks
+//! the socket by the datagram's addresses, not by meeting: a [`Directory`] says which shard
+//! holds the connection of a datagram its receiving shard does not know.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{PoisonError, RwLock};
 
 /// STUN's magic cookie (RFC 5389).
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
@@ -34,8 +39,6 @@ pub enum Route<K> {
 pub struct Demux<K> {
     by_ufrag: HashMap<String, K>,
     by_addr: HashMap<SocketAddr, K>,
-    /// Datagrams routed to nobody.
-    pub dropped: u64,
 }
 
 impl<K> Default for Demux<K> {
@@ -43,7 +46,6 @@ impl<K> Default for Demux<K> {
         Self {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
-            dropped: 0,
         }
     }
 }
@@ -54,10 +56,17 @@ impl<K: Copy + Eq> Demux<K> {
         self.by_ufrag.insert(ufrag.to_owned(), key);
     }
 
-    /// The connection is gone: its ufrag and addresses go too.
-    pub fn remove(&mut self, key: K) {
-        self.by_ufrag.retain(|_, k| *k != key);
-        self.by_addr.retain(|_, k| *k != key);
+    /// The connection is gone: its ufrag and addresses go too (and are returned).
+    pub fn remove(&mut self, key: K) -> (Vec<String>, Vec<SocketAddr>) {
+        let ufrags = self.by_ufrag.extract_if(|_, k| *k == key).map(|(u, _)| u);
+        let ufrags = ufrags.collect();
+        let addrs = self.by_addr.extract_if(|_, k| *k == key).map(|(a, _)| a);
+        (ufrags, addrs.collect())
+    }
+
+    /// A connection of another shard took the address over (a NAT reused the port).
+    pub fn forget(&mut self, addr: SocketAddr) {
+        self.by_addr.remove(&addr);
     }
 
     /// The connection's agent accepted a check from `addr`: later datagrams from there are its
@@ -66,21 +75,20 @@ impl<K: Copy + Eq> Demux<K> {
         self.by_addr.insert(addr, key);
     }
 
-    pub fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Route<K> {
+    pub fn route(&self, from: SocketAddr, datagram: &[u8]) -> Route<K> {
         // A binding request naming a connection wins over the address: that is how a moved
-        // or reused address is found again.
-        if let Some(key) = binding_ufrag(datagram).and_then(|u| self.by_ufrag.get(u)) {
-            return match self.by_addr.get(&from) {
-                Some(k) if k == key => Route::Known(*key),
-                _ => Route::Candidate(*key),
+        // or reused address is found again. One naming no connection of this port's is not
+        // for the address's connection either.
+        if let Some(ufrag) = binding_ufrag(datagram) {
+            return match self.by_ufrag.get(ufrag) {
+                Some(key) if self.by_addr.get(&from) == Some(key) => Route::Known(*key),
+                Some(key) => Route::Candidate(*key),
+                None => Route::Unknown,
             };
         }
         match self.by_addr.get(&from) {
             Some(key) => Route::Known(*key),
-            None => {
-                self.dropped += 1;
-                Route::Unknown
-            }
+            None => Route::Unknown,
         }
     }
 
@@ -90,6 +98,58 @@ impl<K: Copy + Eq> Demux<K> {
 
     pub fn is_empty(&self) -> bool {
         self.by_ufrag.is_empty()
+    }
+}
+
+/// Which shard holds each connection of a port the shards share: its ufrag and the addresses
+/// its agent accepted, as the shard's own [`Demux`] has them.
+#[derive(Debug, Default)]
+pub struct Directory {
+    ufrags: RwLock<HashMap<String, usize>>,
+    addrs: RwLock<HashMap<SocketAddr, usize>>,
+}
+
+impl Directory {
+    pub fn add(&self, ufrag: &str, shard: usize) {
+        let mut ufrags = self.ufrags.write().unwrap_or_else(PoisonError::into_inner);
+        ufrags.insert(ufrag.to_owned(), shard);
+    }
+
+    /// `shard` learned the address; the shard that had it before, if another.
+    pub fn learn(&self, addr: SocketAddr, shard: usize) -> Option<usize> {
+        let mut addrs = self.addrs.write().unwrap_or_else(PoisonError::into_inner);
+        addrs.insert(addr, shard).filter(|was| *was != shard)
+    }
+
+    /// A connection of `shard` is gone: what it had, unless another shard has it now.
+    pub fn remove(&self, shard: usize, ufrags: &[String], addrs: &[SocketAddr]) {
+        let mut table = self.ufrags.write().unwrap_or_else(PoisonError::into_inner);
+        for u in ufrags {
+            if table.get(u) == Some(&shard) {
+                table.remove(u);
+            }
+        }
+        drop(table);
+        let mut table = self.addrs.write().unwrap_or_else(PoisonError::into_inner);
+        for a in addrs {
+            if table.get(a) == Some(&shard) {
+                table.remove(a);
+            }
+        }
+    }
+
+    /// The shard whose connection a datagram is for, as [`Demux::route`] would find it there.
+    pub fn owner(&self, from: SocketAddr, datagram: &[u8]) -> Option<usize> {
+        if let Some(ufrag) = binding_ufrag(datagram) {
+            let ufrags = self.ufrags.read().unwrap_or_else(PoisonError::into_inner);
+            return ufrags.get(ufrag).copied();
+        }
+        self.owner_of(from)
+    }
+
+    pub fn owner_of(&self, addr: SocketAddr) -> Option<usize> {
+        let addrs = self.addrs.read().unwrap_or_else(PoisonError::into_inner);
+        addrs.get(&addr).copied()
     }
 }
 
@@ -178,18 +238,44 @@ mod tests {
         // DTLS (20..63) and SRTP (128..191) from that address: the same connection.
         assert_eq!(d.route(addr(5000), &[22, 254, 253, 0]), Route::Known(2));
         assert_eq!(d.route(addr(5000), &[0x80, 111, 0, 1]), Route::Known(2));
-        assert_eq!(d.dropped, 0);
+        // A check naming no connection here is not the address's connection's.
+        assert_eq!(d.route(addr(5000), &binding("other:cli")), Route::Unknown);
     }
 
     #[test]
-    fn unknown_addresses_and_ufrags_are_dropped_and_counted() {
+    fn unknown_addresses_and_ufrags_are_nobodys() {
         let mut d = Demux::default();
         d.add("srv1", 1u32);
         assert_eq!(d.route(addr(1), &[0x80, 111, 0, 1]), Route::Unknown);
         assert_eq!(d.route(addr(1), &binding("nobody:cli")), Route::Unknown);
         assert_eq!(d.route(addr(1), &binding(":cli")), Route::Unknown);
         assert_eq!(d.route(addr(1), &[]), Route::Unknown);
-        assert_eq!(d.dropped, 4);
+    }
+
+    #[test]
+    fn the_directory_finds_another_shards_connection_as_its_demux_would() {
+        let dir = Directory::default();
+        dir.add("srv1", 1);
+        // The first check by its ufrag, later datagrams by the learned address.
+        assert_eq!(dir.owner(addr(5000), &binding("srv1:cli")), Some(1));
+        assert_eq!(dir.owner(addr(5000), &[0x80, 111, 0, 1]), None);
+        assert_eq!(dir.learn(addr(5000), 1), None);
+        assert_eq!(dir.owner(addr(5000), &[0x80, 111, 0, 1]), Some(1));
+        // Shard 0 takes the address over: shard 1 is told to forget it, and its connection
+        // going away leaves shard 0's entry alone.
+        assert_eq!(dir.learn(addr(5000), 0), Some(1));
+        let mut d = Demux::default();
+        d.add("srv1", 7u32);
+        d.learn(addr(5000), 7);
+        let (ufrags, addrs) = d.remove(7);
+        assert_eq!(
+            (ufrags.as_slice(), addrs.as_slice()),
+            (&["srv1".to_owned()][..], &[addr(5000)][..])
+        );
+        dir.remove(1, &ufrags, &addrs);
+        assert_eq!(dir.owner(addr(5000), &[0x80, 111, 0, 1]), Some(0));
+        assert_eq!(dir.owner(addr(6000), &binding("srv1:cli")), None);
+        assert_eq!(dir.owner(addr(1), &[]), None);
     }
 
     #[test]
@@ -205,6 +291,8 @@ mod tests {
         );
         d.learn(addr(6000), 1);
         assert_eq!(d.route(addr(6000), &[0x80, 111, 0, 1]), Route::Known(1));
+        d.forget(addr(5000));
+        assert_eq!(d.route(addr(5000), &[0x80, 111, 0, 1]), Route::Unknown);
         d.remove(1);
         assert_eq!(d.route(addr(6000), &[0x80, 111, 0, 1]), Route::Unknown);
         assert!(d.is_empty());

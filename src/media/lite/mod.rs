@@ -2,7 +2,9 @@
 //! connection of a shard on one UDP port (ICE-lite, server-chosen ufrags, [`demux`]), one OS
 //! thread per shard that owns its meetings' connections outright ([`shard`]), batched I/O
 //! ([`io`]). A meeting lives on one shard, placed at its first signal on the shard with the
-//! fewest meetings, so forwarding never leaves the thread.
+//! fewest meetings, so forwarding never leaves the thread. Shards share one port by default
+//! (one shard per core, `SO_REUSEPORT`): the kernel spreads the port's datagrams over their
+//! sockets by address, and a shard passes what is another's on to it ([`demux::Directory`]).
 
 mod conn;
 pub mod demux;
@@ -20,7 +22,8 @@ use super::bridge::{RELAY_QUEUE, RelayEncoder, RelayFrame};
 use super::record::mix::Encoding;
 use super::{Candidate, MediaError, Shared};
 use crate::domain::routing::RouteState;
-use shard::{Cmd, RelayPacket};
+use demux::Directory;
+use shard::{Cmd, Inbox, Neighbours, RelayPacket};
 
 /// Encoded relay packets queued per shard; beyond it, they are lost (never waited for).
 const RELAY_PACKETS: usize = 1024;
@@ -47,20 +50,28 @@ impl Lite {
     /// Binds every shard's port on every `media.bind` address and starts the shards.
     pub fn start(shared: Arc<Shared>) -> std::io::Result<Self> {
         let config = &shared.config;
+        let bound = bind(config)?;
+        let ports: Vec<u16> = bound
+            .iter()
+            .map(|sockets| {
+                sockets
+                    .first()
+                    .map_or(Ok(0), |s| s.local_addr().map(|a| a.port()))
+            })
+            .collect::<std::io::Result<_>>()?;
+        let (inboxes, mut inbox_rx): (Vec<_>, Vec<_>) = (0..bound.len())
+            .map(|_| mpsc::channel::<Inbox>(shard::INBOX))
+            .unzip();
+        // Shards on one port find each other's connections in one directory.
+        let shared_port = bound.len() > 1 && ports.iter().all(|p| *p == ports[0]);
+        let directory = Arc::new(Directory::default());
         let mut shards = Vec::new();
-        let mut ports = Vec::new();
-        for (index, port) in config.shard_ports.iter().enumerate() {
-            let mut sockets = Vec::new();
-            let mut port = *port;
-            for ip in &config.bind {
-                let socket = std::net::UdpSocket::bind((*ip, port)).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("UDP {ip}:{port} for audio: {e}"))
-                })?;
-                // Port 0: the first bind picks one, the other addresses take the same.
-                port = socket.local_addr()?.port();
-                sockets.push(socket);
-            }
-            ports.push(port);
+        for (index, sockets) in bound.into_iter().enumerate() {
+            let neighbours = shared_port.then(|| Neighbours {
+                directory: Arc::clone(&directory),
+                inboxes: inboxes.clone(),
+            });
+            let inbox = inbox_rx.remove(0);
             let (cmds, cmd_rx) = mpsc::unbounded_channel();
             let (relay, relay_rx) = mpsc::channel(RELAY_PACKETS);
             let shared = Arc::clone(&shared);
@@ -78,8 +89,8 @@ impl Lite {
                         }
                     };
                     runtime.block_on(async move {
-                        match shard::Shard::new(index, shared, sockets) {
-                            Ok(s) => s.run(cmd_rx, relay_rx).await,
+                        match shard::Shard::new(index, shared, sockets, neighbours) {
+                            Ok(s) => s.run(cmd_rx, relay_rx, inbox).await,
                             Err(e) => tracing::error!(error = %e, "media shard did not start"),
                         }
                     });
@@ -91,7 +102,15 @@ impl Lite {
                 thread: Mutex::new(Some(thread)),
             });
         }
-        tracing::info!(?ports, "audio on one UDP port per shard");
+        if shared_port {
+            tracing::info!(
+                port = ports[0],
+                shards = ports.len(),
+                "audio on one UDP port, shared by the shards"
+            );
+        } else {
+            tracing::info!(?ports, "audio on one UDP port per shard");
+        }
         Ok(Self {
             shards,
             placed: Mutex::new(HashMap::new()),
@@ -337,6 +356,54 @@ impl Lite {
     }
 }
 
+/// Every shard's sockets, one per `media.bind` address: each on its own port of
+/// `media.udp_ports`, or all on `media.udp_port`, shared (`SO_REUSEPORT`). Port 0 takes any free
+/// port (the first address's; the others take the same).
+fn bind(config: &crate::config::MediaConfig) -> std::io::Result<Vec<Vec<std::net::UdpSocket>>> {
+    let in_use = |ip, port, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("UDP {ip}:{port} for audio: {e}"))
+    };
+    if config.shard_ports.len() > 1 || config.shards == 1 {
+        return config
+            .shard_ports
+            .iter()
+            .map(|port| {
+                let mut port = *port;
+                let mut sockets = Vec::new();
+                for ip in &config.bind {
+                    let socket =
+                        std::net::UdpSocket::bind((*ip, port)).map_err(|e| in_use(ip, port, e))?;
+                    port = socket.local_addr()?.port();
+                    sockets.push(socket);
+                }
+                Ok(sockets)
+            })
+            .collect();
+    }
+    let mut port = config.shard_ports.first().copied().unwrap_or(0);
+    let mut shards: Vec<Vec<std::net::UdpSocket>> =
+        (0..config.shards).map(|_| Vec::new()).collect();
+    for ip in &config.bind {
+        // A plain bind first: a port someone holds is an error here, never a port shared with
+        // them (a reuse group takes any socket of the same user). It also picks port 0's.
+        let probe = std::net::UdpSocket::bind((*ip, port)).map_err(|e| in_use(ip, port, e))?;
+        port = probe.local_addr()?.port();
+        drop(probe);
+        let addr = std::net::SocketAddr::new(*ip, port);
+        for sockets in &mut shards {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            socket.set_reuse_port(true)?;
+            socket.bind(&addr.into()).map_err(|e| in_use(ip, port, e))?;
+            sockets.push(socket.into());
+        }
+    }
+    Ok(shards)
+}
+
 /// A relay speaker's encoder: their frames to Opus while someone may hear them, into the
 /// shard's bounded queue (a full queue loses the packet). Ends when the shard drops the
 /// speaker (`stopped` closes) or the frames stop.
@@ -373,5 +440,43 @@ async fn encode_relay(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn media(shards: usize, port: u16) -> crate::config::MediaConfig {
+        let dir = std::env::temp_dir();
+        let mut config = crate::config::Config::for_tests(&dir).media;
+        config.shards = shards;
+        config.shard_ports = vec![port];
+        config
+    }
+
+    #[test]
+    fn shards_bind_one_port_together_and_never_a_port_someone_holds() {
+        let shards = bind(&media(3, 0)).expect("three shards on one port");
+        let ports: Vec<u16> = shards
+            .iter()
+            .map(|s| s[0].local_addr().expect("bound").port())
+            .collect();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.iter().all(|p| *p == ports[0] && *p != 0), "{ports:?}");
+        // Nobody else joins that port, not even the same user's next server...
+        let err = bind(&media(2, ports[0])).expect_err("a second group");
+        assert!(err.to_string().contains("for audio"), "{err}");
+        drop(shards);
+        // ...and a port another program holds is refused, not shared.
+        let holder = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let held = holder.local_addr().expect("bound").port();
+        let err = bind(&media(2, held)).expect_err("a held port");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{held}")),
+            "{err}"
+        );
+        // One shard: a plain socket.
+        assert_eq!(bind(&media(1, 0)).expect("one").len(), 1);
     }
 }

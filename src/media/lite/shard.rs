@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription, StatsSelector};
 
 use super::conn::{self, Conn, Leg, Out};
-use super::demux::{Demux, Route, accepts_check};
+use super::demux::{Demux, Directory, Route, accepts_check};
 use super::io::Socket;
 use crate::domain::routing::{Audience, RouteState, audience, may_hear};
 use crate::media::{Candidate, MediaError, MediaEvent, Shared, Signal, rtp, sdp};
@@ -42,6 +42,8 @@ const MAX_REMOTE_CANDIDATES: usize = 32;
 const MAX_CHECKING: usize = 8;
 /// How often speakers' levels are collected.
 const LEVEL_TICK: Duration = Duration::from_millis(100);
+/// Batches of handed-over datagrams waiting for a shard; beyond it they are lost.
+pub const INBOX: usize = 256;
 
 /// What the rest of the server asks of a shard.
 pub enum Cmd {
@@ -105,9 +107,36 @@ pub struct RelayPacket {
     pub packet: rtc::rtp::Packet,
 }
 
+/// A datagram another shard received for a connection of this one (shards sharing a port).
+pub struct Handed {
+    /// The index of the socket it came in on: every shard binds the same addresses in order.
+    port: usize,
+    from: SocketAddr,
+    to: Option<IpAddr>,
+    data: BytesMut,
+}
+
+/// What shards sharing a port tell each other.
+pub enum Inbox {
+    Datagrams(Vec<Handed>),
+    /// A connection of another shard took the address over (a NAT reused the port).
+    Forget {
+        port: usize,
+        addr: SocketAddr,
+    },
+}
+
+/// The shards that share this shard's port, if any.
+pub struct Neighbours {
+    pub directory: Arc<Directory>,
+    /// Every shard's inbox, by shard index.
+    pub inboxes: Vec<mpsc::Sender<Inbox>>,
+}
+
 /// Why the loop woke.
 enum Wake {
     Readable,
+    Inbox(Inbox),
     Cmd(Cmd),
     Relay(RelayPacket),
     Timer,
@@ -161,6 +190,9 @@ pub struct Shard {
     stale: Vec<(usize, u64)>,
     /// Commands handled since the stale connections were last re-offered.
     deferred: usize,
+    neighbours: Option<Neighbours>,
+    /// Datagrams for the other shards' connections, by shard, sent at the end of a read.
+    handoff: Vec<Vec<Handed>>,
 }
 
 /// The addresses a socket bound to `bound` advertises: the public address if one is set,
@@ -208,6 +240,7 @@ impl Shard {
         index: usize,
         shared: Arc<Shared>,
         sockets: Vec<std::net::UdpSocket>,
+        neighbours: Option<Neighbours>,
     ) -> std::io::Result<Self> {
         let public_ip = shared.config.public_ip;
         let silence = shared.config.ice_disconnected_timeout + shared.config.ice_failed_timeout;
@@ -235,6 +268,10 @@ impl Shard {
             silence,
             stale: Vec::new(),
             deferred: 0,
+            handoff: neighbours
+                .as_ref()
+                .map_or_else(Vec::new, |n| n.inboxes.iter().map(|_| Vec::new()).collect()),
+            neighbours,
         })
     }
 
@@ -242,6 +279,7 @@ impl Shard {
         mut self,
         mut cmds: mpsc::UnboundedReceiver<Cmd>,
         mut relay: mpsc::Receiver<RelayPacket>,
+        mut inbox: mpsc::Receiver<Inbox>,
     ) {
         let mut levels = tokio::time::interval(LEVEL_TICK);
         levels.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -268,6 +306,7 @@ impl Shard {
                         None => return,
                     },
                     Some(p) = relay.recv() => Wake::Relay(p),
+                    Some(i) = inbox.recv() => Wake::Inbox(i),
                     () = sleep_until(next) => Wake::Timer,
                     _ = levels.tick() => Wake::Levels,
                     _ = sample.tick() => Wake::Sample,
@@ -289,6 +328,7 @@ impl Shard {
                     let _ = done.send(());
                     return;
                 }
+                Wake::Inbox(i) => self.inbox(i, Instant::now()),
                 Wake::Cmd(cmd) => self.command(cmd),
                 Wake::Relay(p) => self.relayed_packet(p),
                 Wake::Timer => {}
@@ -316,73 +356,117 @@ impl Shard {
     /// of megabytes, and delayed all of them).
     fn receive(&mut self, p: usize, now: Instant) {
         for _ in 0..READ_BATCHES {
-            let before = self.ports[p].demux.dropped;
+            let mut dropped = 0;
             let Self {
+                index,
                 ports,
                 conns,
                 dirty,
+                neighbours,
+                handoff,
                 ..
             } = self;
             let port = &mut ports[p];
-            let (advertised, wildcard, demux) = (&port.advertised, port.wildcard, &mut port.demux);
+            let mut inlet = Inlet {
+                advertised: &port.advertised,
+                wildcard: port.wildcard,
+                demux: &port.demux,
+                conns,
+                dirty,
+            };
             let got = port.socket.recv(|d| {
-                let (slot, known) = match demux.route(d.from, d.data) {
-                    Route::Known(s) => (s, true),
-                    Route::Candidate(s) => {
-                        if let Some(Some(c)) = conns.get_mut(s)
-                            && !c.checking.contains(&d.from)
-                        {
-                            if c.checking.len() >= MAX_CHECKING {
-                                c.checking.remove(0);
-                            }
-                            c.checking.push(d.from);
-                        }
-                        (s, false)
-                    }
-                    Route::Unknown => {
-                        tracing::trace!(from = %d.from, len = d.data.len(), "datagram of nobody dropped");
-                        return;
-                    }
-                };
-                let Some(Some(c)) = conns.get_mut(slot) else { return };
-                let local = local_for(advertised, wildcard, d.to, d.from);
-                let stun = conn::is_stun(d.data);
-                let read = c.pc.handle_read(TaggedBytesMut {
-                    now,
-                    transport: TransportContext {
-                        local_addr: local,
-                        peer_addr: d.from,
-                        ecn: None,
-                        transport_protocol: TransportProtocol::UDP,
-                    },
-                    message: BytesMut::from(d.data),
-                });
-                match read {
-                    Err(e) => tracing::trace!(error = %e, "datagram refused by its connection"),
-                    Ok(()) if known => {
-                        c.heard = now;
-                        c.path.heard(d.from, stun);
-                    }
-                    Ok(()) => {}
+                if inlet.deliver(d.from, d.to, d.data, now) {
+                    return;
                 }
-                if !c.dirty {
-                    c.dirty = true;
-                    dirty.push(slot);
+                let owner = neighbours
+                    .as_ref()
+                    .and_then(|n| n.directory.owner(d.from, d.data))
+                    .filter(|s| s != index);
+                match owner {
+                    Some(shard) => handoff[shard].push(Handed {
+                        port: p,
+                        from: d.from,
+                        to: d.to,
+                        data: BytesMut::from(d.data),
+                    }),
+                    None => {
+                        tracing::trace!(from = %d.from, len = d.data.len(), "datagram of nobody dropped");
+                        dropped += 1;
+                    }
                 }
             });
-            let dropped = self.ports[p].demux.dropped - before;
-            if dropped > 0 {
-                self.shared
-                    .stats
-                    .unknown_datagrams
-                    .fetch_add(dropped, Relaxed);
-            }
+            self.count_dropped(dropped);
+            self.hand_over();
             match got {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => return,
                 Err(e) => {
                     tracing::warn!(shard = self.index, error = %e, "receiving failed");
                     return;
+                }
+            }
+        }
+    }
+
+    fn count_dropped(&self, dropped: u64) {
+        if dropped > 0 {
+            let stats = &self.shared.stats;
+            stats.unknown_datagrams.fetch_add(dropped, Relaxed);
+        }
+    }
+
+    /// Sends the datagrams read for other shards' connections to their shards (a full inbox
+    /// loses them: the shard is overloaded, and they are UDP).
+    fn hand_over(&mut self) {
+        let Some(n) = &self.neighbours else { return };
+        for (shard, batch) in self.handoff.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let count = batch.len() as u64;
+            let batch = std::mem::take(batch);
+            match n.inboxes[shard].try_send(Inbox::Datagrams(batch)) {
+                Ok(()) => {
+                    let stats = &self.shared.stats;
+                    stats.handed_over.fetch_add(count, Relaxed);
+                }
+                Err(_) => tracing::debug!(shard, count, "a shard's inbox is full: datagrams lost"),
+            }
+        }
+    }
+
+    /// What the other shards sent: datagrams for this one's connections (handed over once:
+    /// one that is nobody's here is dropped), or an address to forget.
+    fn inbox(&mut self, inbox: Inbox, now: Instant) {
+        match inbox {
+            Inbox::Datagrams(batch) => {
+                let mut dropped = 0;
+                for h in batch {
+                    let Some(port) = self.ports.get(h.port) else {
+                        continue;
+                    };
+                    let mut inlet = Inlet {
+                        advertised: &port.advertised,
+                        wildcard: port.wildcard,
+                        demux: &port.demux,
+                        conns: &mut self.conns,
+                        dirty: &mut self.dirty,
+                    };
+                    if !inlet.deliver(h.from, h.to, &h.data, now) {
+                        dropped += 1;
+                    }
+                }
+                self.count_dropped(dropped);
+            }
+            Inbox::Forget { port, addr } => {
+                let ours = self
+                    .neighbours
+                    .as_ref()
+                    .and_then(|n| n.directory.owner_of(addr));
+                if ours != Some(self.index)
+                    && let Some(p) = self.ports.get_mut(port)
+                {
+                    p.demux.forget(addr);
                 }
             }
         }
@@ -486,6 +570,15 @@ impl Shard {
             {
                 c.checking.swap_remove(i);
                 port.demux.learn(to, slot);
+                if let Some(n) = &self.neighbours
+                    && let Some(was) = n.directory.learn(to, self.index)
+                {
+                    let forget = Inbox::Forget {
+                        port: c.socket,
+                        addr: to,
+                    };
+                    let _ = n.inboxes[was].try_send(forget);
+                }
             }
             let to = c.path.to(to, conn::is_stun(&out.message));
             port.socket.queue(to, out.message);
@@ -774,6 +867,9 @@ impl Shard {
             self.shared.stats.ports_leased.fetch_add(1, Relaxed);
         }
         self.ports[port].demux.add(&ufrag, slot);
+        if let Some(n) = &self.neighbours {
+            n.directory.add(&ufrag, self.index);
+        }
         if let Some(m) = self.meetings.get_mut(meeting) {
             m.members.insert(Arc::clone(&user), slot);
         }
@@ -1198,7 +1294,10 @@ impl Shard {
         while let Some(out) = c.pc.poll_write() {
             port.socket.queue(out.transport.peer_addr, out.message);
         }
-        port.demux.remove(slot);
+        let (ufrags, addrs) = port.demux.remove(slot);
+        if let Some(n) = &self.neighbours {
+            n.directory.remove(self.index, &ufrags, &addrs);
+        }
         let server = &self.shared.stats;
         if port.demux.is_empty() {
             server.ports_leased.fetch_sub(1, Relaxed);
@@ -1252,6 +1351,65 @@ impl Shard {
             c.stats.jitter_us.store((jitter * 1e6) as u64, Relaxed);
             c.stats.rtt_us.store((rtt * 1e6) as u64, Relaxed);
         }
+    }
+}
+
+/// What a datagram needs of its shard to reach its connection.
+struct Inlet<'a> {
+    advertised: &'a [SocketAddr],
+    wildcard: bool,
+    demux: &'a Demux<usize>,
+    conns: &'a mut Vec<Option<Conn>>,
+    dirty: &'a mut Vec<usize>,
+}
+
+impl Inlet<'_> {
+    /// Hands a datagram to its connection on this shard (`to`: the local address it came in
+    /// at, if the kernel said); false if it is no connection's here.
+    fn deliver(&mut self, from: SocketAddr, to: Option<IpAddr>, data: &[u8], now: Instant) -> bool {
+        let (slot, known) = match self.demux.route(from, data) {
+            Route::Known(s) => (s, true),
+            Route::Candidate(s) => {
+                if let Some(Some(c)) = self.conns.get_mut(s)
+                    && !c.checking.contains(&from)
+                {
+                    if c.checking.len() >= MAX_CHECKING {
+                        c.checking.remove(0);
+                    }
+                    c.checking.push(from);
+                }
+                (s, false)
+            }
+            Route::Unknown => return false,
+        };
+        let Some(Some(c)) = self.conns.get_mut(slot) else {
+            return true;
+        };
+        let local = local_for(self.advertised, self.wildcard, to, from);
+        let stun = conn::is_stun(data);
+        let read = c.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        });
+        match read {
+            Err(e) => tracing::trace!(error = %e, "datagram refused by its connection"),
+            Ok(()) if known => {
+                c.heard = now;
+                c.path.heard(from, stun);
+            }
+            Ok(()) => {}
+        }
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(slot);
+        }
+        true
     }
 }
 
