@@ -59,9 +59,7 @@ impl Lite {
                     .map_or(Ok(0), |s| s.local_addr().map(|a| a.port()))
             })
             .collect::<std::io::Result<_>>()?;
-        let (inboxes, mut inbox_rx): (Vec<_>, Vec<_>) = (0..bound.len())
-            .map(|_| mpsc::channel::<Inbox>(shard::INBOX))
-            .unzip();
+        let inboxes: Arc<[Inbox]> = (0..bound.len()).map(|_| Inbox::default()).collect();
         // Shards on one port find each other's connections in one directory.
         let shared_port = bound.len() > 1 && ports.iter().all(|p| *p == ports[0]);
         let directory = Arc::new(Directory::default());
@@ -69,9 +67,8 @@ impl Lite {
         for (index, sockets) in bound.into_iter().enumerate() {
             let neighbours = shared_port.then(|| Neighbours {
                 directory: Arc::clone(&directory),
-                inboxes: inboxes.clone(),
+                inboxes: Arc::clone(&inboxes),
             });
-            let inbox = inbox_rx.remove(0);
             let (cmds, cmd_rx) = mpsc::unbounded_channel();
             let (relay, relay_rx) = mpsc::channel(RELAY_PACKETS);
             let shared = Arc::clone(&shared);
@@ -90,7 +87,7 @@ impl Lite {
                     };
                     runtime.block_on(async move {
                         match shard::Shard::new(index, shared, sockets, neighbours) {
-                            Ok(s) => s.run(cmd_rx, relay_rx, inbox).await,
+                            Ok(s) => s.run(cmd_rx, relay_rx).await,
                             Err(e) => tracing::error!(error = %e, "media shard did not start"),
                         }
                     });

@@ -42,8 +42,9 @@ const MAX_REMOTE_CANDIDATES: usize = 32;
 const MAX_CHECKING: usize = 8;
 /// How often speakers' levels are collected.
 const LEVEL_TICK: Duration = Duration::from_millis(100);
-/// Batches of handed-over datagrams waiting for a shard; beyond it they are lost.
-pub const INBOX: usize = 256;
+/// Handed-over datagrams waiting for a shard (about what its socket's buffer holds); beyond
+/// it they are lost.
+const INBOX: usize = 4096;
 
 /// What the rest of the server asks of a shard.
 pub enum Cmd {
@@ -116,27 +117,67 @@ pub struct Handed {
     data: BytesMut,
 }
 
-/// What shards sharing a port tell each other.
-pub enum Inbox {
-    Datagrams(Vec<Handed>),
-    /// A connection of another shard took the address over (a NAT reused the port).
-    Forget {
-        port: usize,
-        addr: SocketAddr,
-    },
+/// What the other shards sharing its port leave for a shard: one queue, taken whole when the
+/// shard wakes, so a busy shard finds everything that came meanwhile in one go (one wake-up,
+/// however many reads the others made).
+#[derive(Default)]
+pub struct Inbox {
+    queue: std::sync::Mutex<Mail>,
+    ready: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Mail {
+    datagrams: Vec<Handed>,
+    /// Addresses a connection of another shard took over (a NAT reused the port), by socket.
+    forget: Vec<(usize, SocketAddr)>,
+}
+
+impl Inbox {
+    fn post(&self, f: impl FnOnce(&mut Mail)) {
+        f(&mut self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.ready.notify_one();
+    }
+
+    /// Leaves the datagrams of `batch` there is room for (emptying it); how many were kept
+    /// and how many lost.
+    fn post_datagrams(&self, batch: &mut Vec<Handed>) -> (usize, usize) {
+        let (mut kept, mut lost) = (0, 0);
+        self.post(|mail| {
+            let room = INBOX.saturating_sub(mail.datagrams.len());
+            lost = batch.len().saturating_sub(room);
+            batch.truncate(room);
+            kept = batch.len();
+            mail.datagrams.append(batch);
+        });
+        batch.clear();
+        (kept, lost)
+    }
+
+    fn take(&self) -> Mail {
+        std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// The shards that share this shard's port, if any.
 pub struct Neighbours {
     pub directory: Arc<Directory>,
     /// Every shard's inbox, by shard index.
-    pub inboxes: Vec<mpsc::Sender<Inbox>>,
+    pub inboxes: Arc<[Inbox]>,
 }
 
 /// Why the loop woke.
 enum Wake {
     Readable,
-    Inbox(Inbox),
+    Inbox,
     Cmd(Cmd),
     Relay(RelayPacket),
     Timer,
@@ -279,7 +320,6 @@ impl Shard {
         mut self,
         mut cmds: mpsc::UnboundedReceiver<Cmd>,
         mut relay: mpsc::Receiver<RelayPacket>,
-        mut inbox: mpsc::Receiver<Inbox>,
     ) {
         let mut levels = tokio::time::interval(LEVEL_TICK);
         levels.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -289,6 +329,12 @@ impl Shard {
             let next = self.next_timer();
             let ev = {
                 let ports = &self.ports;
+                let handed = async {
+                    match &self.neighbours {
+                        Some(n) => n.inboxes[self.index].ready.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let readable = async {
                     if ports.len() == 1 {
                         let _ = ports[0].socket.udp.readable().await;
@@ -306,7 +352,7 @@ impl Shard {
                         None => return,
                     },
                     Some(p) = relay.recv() => Wake::Relay(p),
-                    Some(i) = inbox.recv() => Wake::Inbox(i),
+                    () = handed => Wake::Inbox,
                     () = sleep_until(next) => Wake::Timer,
                     _ = levels.tick() => Wake::Levels,
                     _ = sample.tick() => Wake::Sample,
@@ -328,7 +374,7 @@ impl Shard {
                     let _ = done.send(());
                     return;
                 }
-                Wake::Inbox(i) => self.inbox(i, Instant::now()),
+                Wake::Inbox => self.inbox(Instant::now()),
                 Wake::Cmd(cmd) => self.command(cmd),
                 Wake::Relay(p) => self.relayed_packet(p),
                 Wake::Timer => {}
@@ -415,61 +461,55 @@ impl Shard {
         }
     }
 
-    /// Sends the datagrams read for other shards' connections to their shards (a full inbox
-    /// loses them: the shard is overloaded, and they are UDP).
+    /// Leaves the datagrams read for other shards' connections in their shards' inboxes (a
+    /// full inbox loses them: that shard is overloaded, and they are UDP).
     fn hand_over(&mut self) {
         let Some(n) = &self.neighbours else { return };
         for (shard, batch) in self.handoff.iter_mut().enumerate() {
             if batch.is_empty() {
                 continue;
             }
-            let count = batch.len() as u64;
-            let batch = std::mem::take(batch);
-            match n.inboxes[shard].try_send(Inbox::Datagrams(batch)) {
-                Ok(()) => {
-                    let stats = &self.shared.stats;
-                    stats.handed_over.fetch_add(count, Relaxed);
-                }
-                Err(_) => tracing::debug!(shard, count, "a shard's inbox is full: datagrams lost"),
+            let (kept, lost) = n.inboxes[shard].post_datagrams(batch);
+            self.shared
+                .stats
+                .handed_over
+                .fetch_add(kept as u64, Relaxed);
+            if lost > 0 {
+                tracing::debug!(shard, lost, "a shard's inbox is full: datagrams lost");
             }
         }
     }
 
-    /// What the other shards sent: datagrams for this one's connections (handed over once:
-    /// one that is nobody's here is dropped), or an address to forget.
-    fn inbox(&mut self, inbox: Inbox, now: Instant) {
-        match inbox {
-            Inbox::Datagrams(batch) => {
-                let mut dropped = 0;
-                for h in batch {
-                    let Some(port) = self.ports.get(h.port) else {
-                        continue;
-                    };
-                    let mut inlet = Inlet {
-                        advertised: &port.advertised,
-                        wildcard: port.wildcard,
-                        demux: &port.demux,
-                        conns: &mut self.conns,
-                        dirty: &mut self.dirty,
-                    };
-                    if !inlet.deliver(h.from, h.to, &h.data, now) {
-                        dropped += 1;
-                    }
-                }
-                self.count_dropped(dropped);
-            }
-            Inbox::Forget { port, addr } => {
-                let ours = self
-                    .neighbours
-                    .as_ref()
-                    .and_then(|n| n.directory.owner_of(addr));
-                if ours != Some(self.index)
-                    && let Some(p) = self.ports.get_mut(port)
-                {
-                    p.demux.forget(addr);
-                }
+    /// What the other shards left: datagrams for this one's connections (handed over once:
+    /// one that is nobody's here is dropped), and addresses to forget.
+    fn inbox(&mut self, now: Instant) {
+        let Some(n) = &self.neighbours else { return };
+        let mail = n.inboxes[self.index].take();
+        let directory = Arc::clone(&n.directory);
+        for (port, addr) in mail.forget {
+            if directory.owner_of(addr) != Some(self.index)
+                && let Some(p) = self.ports.get_mut(port)
+            {
+                p.demux.forget(addr);
             }
         }
+        let mut dropped = 0;
+        for h in mail.datagrams {
+            let Some(port) = self.ports.get(h.port) else {
+                continue;
+            };
+            let mut inlet = Inlet {
+                advertised: &port.advertised,
+                wildcard: port.wildcard,
+                demux: &port.demux,
+                conns: &mut self.conns,
+                dirty: &mut self.dirty,
+            };
+            if !inlet.deliver(h.from, h.to, &h.data, now) {
+                dropped += 1;
+            }
+        }
+        self.count_dropped(dropped);
     }
 
     fn touch(&mut self, slot: usize) {
@@ -573,11 +613,8 @@ impl Shard {
                 if let Some(n) = &self.neighbours
                     && let Some(was) = n.directory.learn(to, self.index)
                 {
-                    let forget = Inbox::Forget {
-                        port: c.socket,
-                        addr: to,
-                    };
-                    let _ = n.inboxes[was].try_send(forget);
+                    let socket = c.socket;
+                    n.inboxes[was].post(|mail| mail.forget.push((socket, to)));
                 }
             }
             let to = c.path.to(to, conn::is_stun(&out.message));
@@ -1439,5 +1476,53 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagrams(n: usize) -> Vec<Handed> {
+        (0..n)
+            .map(|i| Handed {
+                port: 0,
+                from: SocketAddr::from(([192, 0, 2, 1], 1000)),
+                to: None,
+                data: BytesMut::from(&[0x80, i as u8][..]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_inbox_keeps_what_it_has_room_for_and_wakes_its_shard_once() {
+        let inbox = Inbox::default();
+        assert_eq!(
+            inbox.post_datagrams(&mut datagrams(INBOX - 10)),
+            (INBOX - 10, 0)
+        );
+        let mut more = datagrams(25);
+        assert_eq!(inbox.post_datagrams(&mut more), (10, 15));
+        assert!(more.is_empty());
+        inbox.post(|mail| mail.forget.push((0, SocketAddr::from(([192, 0, 2, 1], 1)))));
+        // Three posts, one stored wake-up: the shard takes everything at once.
+        let woken = inbox.ready.notified();
+        wait_a_second_for(woken);
+        let mail = inbox.take();
+        assert_eq!((mail.datagrams.len(), mail.forget.len()), (INBOX, 1));
+        // Emptied: room again.
+        assert_eq!(inbox.post_datagrams(&mut datagrams(1)), (1, 0));
+    }
+
+    fn wait_a_second_for(f: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(1), f)
+                    .await
+                    .expect("the shard was woken");
+            });
     }
 }
