@@ -12,14 +12,14 @@
 # K meetings of N participants, S speakers each, `all` or a number), ENGINES (rtc,janus),
 # SHARDS (meet's, 2, sharing one UDP port), SEPARATE_PORTS=1 (a port per shard), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
 # MEET_BIN, JSON_OUT=path; SOAK=minutes (its engine: the first of ENGINES, default rtc),
-# SOAK_MEETINGS (10), SOAK_SIZE (10).
+# SOAK_MEETINGS (10), SOAK_SIZE (10); FLOOR=0 skips the kernel's floor printed last.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 MEET_BIN=${MEET_BIN:-$TARGET_DIR/release/meet}
 if [ "${NO_BUILD:-0}" != 1 ]; then
-    cargo build --release --bin meet --example sfu-load
+    cargo build --release --bin meet --example sfu-load --example udp-floor
 fi
 args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
     --scenarios "${SCENARIOS:-1x50:3,1x50:all,10x10:all,3x50:all,1x50:0}"
@@ -31,4 +31,8 @@ args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
 if [ -n "${SOAK:-}" ]; then
     args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}")
 fi
-exec "$TARGET_DIR/release/examples/sfu-load" "${args[@]}"
+"$TARGET_DIR/release/examples/sfu-load" "${args[@]}"
+# The kernel's own cost for what 1x50:all makes the server send (bench/udp_floor.rs).
+if [ -z "${SOAK:-}" ] && [ "${FLOOR:-1}" = 1 ]; then
+    "$TARGET_DIR/release/examples/udp-floor" --seconds 5
+fi

@@ -42,6 +42,10 @@ const MAX_REMOTE_CANDIDATES: usize = 32;
 const MAX_CHECKING: usize = 8;
 /// How often speakers' levels are collected.
 const LEVEL_TICK: Duration = Duration::from_millis(100);
+/// The connections' timers wake the shard on this grid: timers due within one step run in one
+/// wake-up (their cores' timers are reports, consent and retransmissions, none finer than
+/// this), so an idle meeting of 50 wakes its shard at most this often instead of at every one.
+const TIMER_STEP: Duration = Duration::from_millis(25);
 /// Handed-over datagrams waiting for a shard (about what its socket's buffer holds); beyond
 /// it they are lost.
 const INBOX: usize = 4096;
@@ -234,6 +238,8 @@ pub struct Shard {
     neighbours: Option<Neighbours>,
     /// Datagrams for the other shards' connections, by shard, sent at the end of a read.
     handoff: Vec<Vec<Handed>>,
+    /// The origin of the timers' grid.
+    epoch: Instant,
 }
 
 /// The addresses a socket bound to `bound` advertises: the public address if one is set,
@@ -313,6 +319,7 @@ impl Shard {
                 .as_ref()
                 .map_or_else(Vec::new, |n| n.inboxes.iter().map(|_| Vec::new()).collect()),
             neighbours,
+            epoch: Instant::now(),
         })
     }
 
@@ -354,7 +361,7 @@ impl Shard {
                     Some(p) = relay.recv() => Wake::Relay(p),
                     () = handed => Wake::Inbox,
                     () = sleep_until(next) => Wake::Timer,
-                    _ = levels.tick() => Wake::Levels,
+                    _ = levels.tick(), if !self.meetings.is_empty() => Wake::Levels,
                     _ = sample.tick() => Wake::Sample,
                 }
             };
@@ -635,7 +642,7 @@ impl Shard {
         while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
             let live = matches!(self.conns.get(slot), Some(Some(c)) if c.key.generation == generation && c.armed == Some(t));
             if live {
-                return Some(tokio::time::Instant::from_std(t));
+                return Some(tokio::time::Instant::from_std(on_grid(t, self.epoch)));
             }
             self.timers.pop();
         }
@@ -1472,6 +1479,14 @@ fn local_for(
         .unwrap_or(from)
 }
 
+/// The first point of the timers' grid (`TIMER_STEP` apart from `epoch`) at or after `t`.
+fn on_grid(t: Instant, epoch: Instant) -> Instant {
+    let step = TIMER_STEP.as_nanos();
+    let since = t.saturating_duration_since(epoch).as_nanos();
+    let steps = since.div_ceil(step);
+    epoch + Duration::from_nanos(u64::try_from(steps * step).unwrap_or(u64::MAX))
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -1492,6 +1507,21 @@ mod tests {
                 data: BytesMut::from(&[0x80, i as u8][..]),
             })
             .collect()
+    }
+
+    #[test]
+    fn timers_wake_on_the_grid_never_early() {
+        let epoch = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(on_grid(epoch, epoch), epoch);
+        assert_eq!(on_grid(epoch + ms(1), epoch), epoch + TIMER_STEP);
+        assert_eq!(on_grid(epoch + TIMER_STEP, epoch), epoch + TIMER_STEP);
+        assert_eq!(
+            on_grid(epoch + TIMER_STEP + ms(1), epoch),
+            epoch + TIMER_STEP * 2
+        );
+        // Before the epoch (a deadline already past): at once.
+        assert_eq!(on_grid(epoch - ms(5), epoch), epoch);
     }
 
     #[test]
