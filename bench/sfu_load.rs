@@ -208,10 +208,16 @@ level = "warn,meet=info,meet::access=warn"
     } else {
         tokio::process::Command::new(&args.meet)
     };
+    // The bench's own settings only: a MEET_* variable (the script's MEET_BIN among them)
+    // would be read as a configuration key.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("MEET_") {
+            command.env_remove(key);
+        }
+    }
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)
-        .env_remove("MEET_CONFIG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
