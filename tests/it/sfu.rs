@@ -800,13 +800,9 @@ async fn strangers_are_dropped_and_counted_and_forged_checks_ignored() {
     ben.leave().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_meetings_go_on_two_shards() {
-    let c = class(2, |config| {
-        config.media.shard_ports = vec![0, 0];
-    })
-    .await;
-    // A second meeting of the same host, with the second student.
+/// Ana and the host in the class's meeting (heard both ways), and ben alone in a second
+/// meeting of the same host.
+async fn two_meetings(c: &Class) -> (Participant, Participant, Participant) {
     let second = c.server.meeting(&c.host.1, "Second class").await;
     let ana = c.peer(&c.students[0]).await;
     let host = c.peer(&c.host).await;
@@ -817,6 +813,16 @@ async fn two_meetings_go_on_two_shards() {
         .await,
         "the first meeting's two do not hear each other"
     );
+    (ana, host, ben)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_meetings_go_on_two_shards() {
+    let c = class(2, |config| {
+        config.media.shard_ports = vec![0, 0];
+    })
+    .await;
+    let (ana, host, ben) = two_meetings(&c).await;
     let port = candidate_port;
     // Each meeting on a shard (and its port) of its own; one meeting never spans two.
     assert_eq!(port(&ana.answer), port(&host.answer));
@@ -835,16 +841,7 @@ async fn two_meetings_go_on_two_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_share_one_port_and_pass_each_other_what_is_theirs() {
     let c = class(2, |config| config.media.shards = 2).await;
-    let second = c.server.meeting(&c.host.1, "Second class").await;
-    let ana = c.peer(&c.students[0]).await;
-    let host = c.peer(&c.host).await;
-    let ben = Participant::join(&c.server.base, &c.students[1].1, &second, &c.students[1].0).await;
-    assert!(
-        until(Duration::from_secs(10), || ana.packets_from(&host.user) > 5
-            && host.packets_from(&ana.user) > 5)
-        .await,
-        "the first meeting's two do not hear each other"
-    );
+    let (ana, host, ben) = two_meetings(&c).await;
     // One port for all, two meetings on two shards.
     let port = candidate_port(&ana.answer);
     assert_eq!(candidate_port(&host.answer), port);
