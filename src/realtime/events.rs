@@ -5,11 +5,13 @@
 //! student no more than meet's own.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
+use socketioxide::{SendError, SocketError};
 
 use super::connect::{self, Release};
 use super::session::Session;
@@ -44,7 +46,7 @@ pub fn register(s: &SocketRef) {
                   TryData(d): TryData<Value>,
                   ack: AckSender,
                   State(hub): State<Arc<Hub>>| async move {
-                reply(ack, set_mode(&s, &hub, d, mode).await);
+                reply(&hub, &s, ack, set_mode(&s, &hub, d, mode).await);
             },
         );
     }
@@ -59,7 +61,7 @@ pub fn register(s: &SocketRef) {
                   TryData(d): TryData<Value>,
                   ack: AckSender,
                   State(hub): State<Arc<Hub>>| async move {
-                reply(ack, answer_private(&s, &hub, d, accept).await);
+                reply(&hub, &s, ack, answer_private(&s, &hub, d, accept).await);
             },
         );
     }
@@ -85,7 +87,12 @@ pub fn error_body(e: Error) -> Value {
 }
 
 /// Answers the acknowledgement, if the client asked for one.
-pub fn reply(ack: AckSender, result: Result<Value>) {
+///
+/// An acknowledgement that finds the socket's outgoing queue full (the client has stopped
+/// reading: megabytes wait in the connection already) cannot wait for room, and a lost one
+/// leaves the client waiting for ever on that request. The socket is disconnected instead:
+/// the client sees it, reconnects and asks again.
+pub fn reply(hub: &Arc<Hub>, s: &SocketRef, ack: AckSender, result: Result<Value>) {
     let body = match result {
         Ok(Value::Object(mut m)) => {
             m.insert("ok".into(), Value::Bool(true));
@@ -94,7 +101,18 @@ pub fn reply(ack: AckSender, result: Result<Value>) {
         Ok(_) => json!({"ok": true}),
         Err(e) => error_body(e),
     };
-    let _ = ack.send(&body);
+    match ack.send(&body) {
+        Ok(()) => {}
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+            hub.stats.unreadable_disconnects.fetch_add(1, Relaxed);
+            tracing::warn!(sid = %s.id, "an acknowledgement found the socket's queue full: disconnecting it");
+            hub.close_socket(s.id);
+        }
+        Err(SendError::Socket(SocketError::Closed)) => {
+            tracing::debug!(sid = %s.id, "an acknowledgement for a closed socket");
+        }
+        Err(e) => tracing::warn!(sid = %s.id, error = %e, "an acknowledgement was not sent"),
+    }
 }
 
 /// A payload, or a validation error that says what is wrong with it.
@@ -132,7 +150,7 @@ async fn join_meeting(
         connect::enter(&hub, &s, &session, &meeting_id).await
     }
     .await;
-    reply(ack, result);
+    reply(&hub, &s, ack, result);
 }
 
 async fn leave_meeting(
@@ -157,7 +175,7 @@ async fn leave_meeting(
         Ok(json!({"meetingId": &*current}))
     }
     .await;
-    reply(ack, result);
+    reply(&hub, &s, ack, result);
 }
 
 /// `audio-status {muted}`, or the original's `audio-status-change {isActive}`.
@@ -195,7 +213,7 @@ async fn audio_status(
         Ok(json!({}))
     }
     .await;
-    reply(ack, result);
+    reply(&hub, &s, ack, result);
 }
 
 /// `{userId}`, or the original's `{participantId}`.
@@ -231,7 +249,7 @@ async fn mute_participant(
     ack: AckSender,
     State(hub): State<Arc<Hub>>,
 ) {
-    reply(ack, set_muted(&s, &hub, data, true).await);
+    reply(&hub, &s, ack, set_muted(&s, &hub, data, true).await);
 }
 
 async fn unmute_participant(
@@ -240,7 +258,7 @@ async fn unmute_participant(
     ack: AckSender,
     State(hub): State<Arc<Hub>>,
 ) {
-    reply(ack, set_muted(&s, &hub, data, false).await);
+    reply(&hub, &s, ack, set_muted(&s, &hub, data, false).await);
 }
 
 /// The mode events' payload: meet's `participantId` or the original's `studentId` /
@@ -324,7 +342,7 @@ async fn request_private(
         Ok(json!({"meetingId": r.meeting_id, "at": super::timestamp(r.at)}))
     }
     .await;
-    reply(ack, result);
+    reply(&hub, &s, ack, result);
 }
 
 async fn answer_private(
@@ -371,7 +389,7 @@ async fn pong(
         Ok(json!({}))
     }
     .await;
-    reply(ack, result);
+    reply(&hub, &s, ack, result);
 }
 
 async fn unknown_event(Event(name): Event, ack: AckSender) {

@@ -63,6 +63,7 @@ pub struct Stats {
     audio_refused: AtomicU64,
     audio_throttled: AtomicU64,
     flood_disconnects: AtomicU64,
+    unreadable_disconnects: AtomicU64,
 }
 
 impl Stats {
@@ -122,6 +123,11 @@ impl Stats {
                 "meet_realtime_flood_disconnects_total",
                 "Sockets disconnected for flooding.",
                 &self.flood_disconnects,
+            ),
+            (
+                "meet_realtime_unreadable_disconnects_total",
+                "Sockets disconnected because an acknowledgement or a WebRTC signal found their outgoing queue full (the client had stopped reading).",
+                &self.unreadable_disconnects,
             ),
         ] {
             let _ = writeln!(

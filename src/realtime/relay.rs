@@ -169,7 +169,7 @@ pub async fn private_stream_end(
         Ok(json!({"targetUserId": to}))
     }
     .await;
-    super::events::reply(ack, result);
+    super::events::reply(&hub, &s, ack, result);
 }
 
 const PAIRS_ONLY: &str =

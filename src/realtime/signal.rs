@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -87,7 +88,7 @@ pub async fn webrtc_signal(
         }
     }
     .await;
-    reply(ack, result);
+    reply(&hub, &s, ack, result);
 }
 
 fn rate_limited(per_second: f64) -> Error {
@@ -136,12 +137,15 @@ const BACKLOG_SIGNALS: usize = 256;
 const BACKLOG_AGE: Duration = Duration::from_secs(15);
 
 impl Backlog {
-    fn send(&mut self, hub: &Hub, sid: Sid, body: Value) {
+    fn send(&mut self, hub: &Arc<Hub>, sid: Sid, body: Value) {
         match self.waiting.get_mut(&sid) {
             Some((since, queue)) => {
                 if queue.len() >= BACKLOG_SIGNALS || since.elapsed() > BACKLOG_AGE {
-                    tracing::warn!(%sid, waiting = queue.len(), "a socket takes no WebRTC signals; dropping them");
+                    // Its connection cannot be negotiated any more: the client reconnects.
+                    tracing::warn!(%sid, waiting = queue.len(), "a socket takes no WebRTC signals: disconnecting it");
                     self.waiting.remove(&sid);
+                    hub.stats.unreadable_disconnects.fetch_add(1, Relaxed);
+                    hub.close_socket(sid);
                 } else {
                     queue.push_back(body);
                 }

@@ -301,12 +301,26 @@ impl Participant {
         *self.state.lock().expect("state")
     }
 
+    /// Whether its socket is still answering the server's offers (the task ends when the
+    /// socket closes or an offer could not be answered).
+    pub fn signalling(&self) -> bool {
+        !self.tasks[0].is_finished()
+    }
+
     /// Closes the connection and the socket properly.
     pub async fn leave(self) {
-        let _ = self.pc.close().await;
+        // The tasks first: a re-offer arriving while the connection closes is no failure.
+        // One that failed before (an answer refused, an offer that could not be applied)
+        // fails the test here.
         for t in self.tasks {
             t.abort();
+            if let Err(e) = t.await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
         }
+        let _ = self.pc.close().await;
     }
 }
 

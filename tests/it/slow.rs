@@ -212,3 +212,98 @@ async fn a_client_that_never_reads_slows_nobody_and_costs_bounded_memory() {
     // SIGTERM with sockets still connected: they are closed and the server exits cleanly.
     assert!(server.terminate().success());
 }
+
+/// A counter of `/metrics`.
+async fn counter(base: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name}"))
+}
+
+/// A socket whose queue is full (it stopped reading while the host talked) asks for an
+/// acknowledgement: it cannot be queued, and a lost one leaves the client waiting for ever.
+/// The server disconnects the socket instead, which the client reads as soon as it reads
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledgement_that_cannot_be_queued_disconnects_the_socket() {
+    use futures_util::StreamExt;
+    let c = crate::common::Class::start(&["silent"], |config| {
+        config.realtime.queue_packets = 8;
+        // No heartbeat ends the silent socket during the test.
+        config.realtime.ping_interval = Duration::from_secs(120);
+        config.realtime.ping_timeout = Duration::from_secs(120);
+        config.realtime.reconnect_grace = Duration::from_secs(1);
+    })
+    .await;
+    let base = c.server.base.clone();
+    let mut speaker = Client::spawn(Kind::NodeWebsocket).await;
+    speaker
+        .connect(&base, AuthForm::Object, &c.host.1, Some(&c.meeting))
+        .await
+        .expect("host");
+    let mut silent = silent_socket(&base, &c.students[0].1, &c.meeting).await;
+    speaker.event("participant-joined").await;
+    let dropped = "meet_audio_frames_dropped_total";
+    let disconnected = "meet_realtime_unreadable_disconnects_total";
+    assert_eq!(counter(&base, disconnected).await, 0);
+    // The host talks until the silent socket's queue is full (its frames are dropped), asks
+    // for an acknowledgement from it and talks on: the queue stays full.
+    let audio = to_bin(&vec![0x3e; 64 * 1024]);
+    let mut asked = None;
+    for seq in 0..1000u64 {
+        speaker
+            .emit("broadcast-audio", json!({"audioData": audio, "seq": seq}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if seq % 10 != 9 {
+            continue;
+        }
+        let lost = counter(&base, dropped).await;
+        match asked {
+            None if lost > 0 => {
+                silent
+                    .send(Message::text(r#"421["audio-status",{"muted":true}]"#))
+                    .await
+                    .expect("the silent socket writes");
+                asked = Some(lost);
+            }
+            Some(at) if lost > at + 10 => break,
+            _ => {}
+        }
+    }
+    let at = asked.expect("the silent socket's queue never filled");
+    assert!(
+        counter(&base, dropped).await > at + 10,
+        "frames were no longer dropped for the silent socket"
+    );
+    // It reads again: what was queued, then the disconnection, never the acknowledgement.
+    let mut seen = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(end, silent.next()).await {
+        if let Message::Text(t) = m {
+            let t = t.to_string();
+            if t == "41" || t.starts_with("431") {
+                seen.push(t);
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, ["41"], "the silent socket was left waiting");
+    assert_eq!(counter(&base, disconnected).await, 1);
+    // The host sees it leave (after the reconnection grace).
+    let left = speaker
+        .wait_for(
+            |v| v["ev"] == "event" && v["name"] == "participant-left",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the silent socket's user left");
+    assert_eq!(left["data"]["userId"], c.students[0].0.as_str());
+}

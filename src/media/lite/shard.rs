@@ -722,6 +722,7 @@ impl Shard {
                     Some(slot) => self.answer(slot, sdp, now),
                     None => Err(MediaError::NoPeer),
                 };
+                tracing::debug!(shard = self.index, took = ?now.elapsed(), "answer applied");
                 let _ = reply.send(result);
             }
             Cmd::Candidate {
@@ -1040,6 +1041,8 @@ impl Shard {
     /// Re-offers every stale connection that has no offer open.
     fn renegotiate_stale(&mut self, now: Instant) {
         self.deferred = 0;
+        let started = Instant::now();
+        let stale = self.stale.len();
         for (slot, generation) in std::mem::take(&mut self.stale) {
             let open = match self.conns.get(slot) {
                 Some(Some(c)) if c.key.generation == generation => c.deadline.is_none(),
@@ -1050,6 +1053,7 @@ impl Shard {
                 self.close(slot, Ending::Failed);
             }
         }
+        tracing::debug!(shard = self.index, stale, took = ?started.elapsed(), "re-offers made");
     }
 
     /// Tells each member which speakers it should have a stream of: every other member and
