@@ -32,7 +32,10 @@ if [ -n "${SOAK:-}" ]; then
     args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}")
 fi
 "$TARGET_DIR/release/examples/sfu-load" "${args[@]}"
-# The kernel's own cost for what 1x50:all makes the server send (bench/udp_floor.rs).
+# The kernel's own cost for what 1x50:all and 3x50:all make the server send, and for
+# receiving it (bench/udp_floor.rs).
 if [ -z "${SOAK:-}" ] && [ "${FLOOR:-1}" = 1 ]; then
-    "$TARGET_DIR/release/examples/udp-floor" --seconds 5
+    for meetings in 1 3; do
+        "$TARGET_DIR/release/examples/udp-floor" --seconds 5 --meetings "$meetings"
+    done
 fi
