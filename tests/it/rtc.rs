@@ -506,7 +506,8 @@ impl Aiortc {
             .wait_for(|v| v["ev"] == "stats", crate::sio::WAIT)
             .await
             .map(|v| v["users"].clone())
-            .unwrap_or_default()
+            .filter(Value::is_object)
+            .expect("the aiortc client gave no stats")
     }
 
     pub async fn reset(&mut self) {
