@@ -154,16 +154,16 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     }
 
     // The audio levels the clients stamp (−10 dBov ≈ 0.833) make an active speaker, announced
-    // at most every 300 ms per meeting.
+    // at most every 300 ms per meeting. (The host was in the meeting first: a change that
+    // came before the others joined reached only the host.)
     assert!(
         until(Duration::from_secs(5), || !host
             .events("active-speaker")
-            .is_empty()
-            && !ben.events("active-speaker").is_empty())
+            .is_empty())
         .await,
         "no active-speaker from the SFU's levels"
     );
-    let announced = ben.events("active-speaker");
+    let announced = host.events("active-speaker");
     for (a, _) in &announced {
         let level = a["level"].as_f64().unwrap_or(0.0);
         assert!((0.5..0.84).contains(&level), "{a}");
