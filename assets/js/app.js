@@ -1,7 +1,7 @@
 // The web client's entry: the session, the navigation for each role, and the hash routes.
 
 import { api, session, setSession } from "./api.js";
-import { h, notify } from "./dom.js";
+import { h, nextScreen, notify } from "./dom.js";
 import { signIn, changePassword } from "./ui/signin.js";
 import { hosts, stats } from "./ui/admin.js";
 import { students, meetings } from "./ui/host.js";
@@ -38,6 +38,7 @@ let leaving = null;
 export function onLeave(fn) { leaving = fn; }
 
 async function render() {
+  nextScreen();
   if (leaving) { const fn = leaving; leaving = null; await fn(); }
   const s = session();
   const path = (location.hash || "#/").slice(1);

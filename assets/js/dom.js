@@ -26,6 +26,23 @@ function append(el, children) {
   }
 }
 
+let screens = 0;
+
+/** The router starts a screen: whatever the screens before it show from now on is dropped. */
+export function nextScreen() { screens += 1; }
+
+/**
+ * `show` for the screen that starts now. A screen draws after its requests come back; if the
+ * user has gone elsewhere meanwhile (a link followed while the page loaded), what it would
+ * draw belongs to a page no longer on screen, and is dropped.
+ */
+export function view() {
+  const mine = screens;
+  return (/** @type {string} */ title, /** @type {any[]} */ ...children) => {
+    if (mine === screens) show(title, ...children);
+  };
+}
+
 /** Replaces the content of the main view and moves the focus there (for screen readers). */
 export function show(title, ...children) {
   const view = /** @type {HTMLElement} */ (document.getElementById("view"));

@@ -69,6 +69,9 @@ pub struct MediaStats {
     /// Datagrams the kernel gave to a shard other than their connection's (shards sharing a
     /// port), passed on to that one.
     pub handed_over: AtomicU64,
+    /// Datagrams for another shard's connection that did not fit in its inbox (that shard is
+    /// overloaded): lost.
+    pub handoff_lost: AtomicU64,
     /// Forwarded packets per second over the last sampling second.
     pub forwarded_per_second: AtomicU64,
     pub(super) ports_leased: AtomicU64,
@@ -198,6 +201,12 @@ impl MediaStats {
                 "counter",
                 "Datagrams received by one shard and passed on to the shard of their connection",
                 self.handed_over.load(Relaxed),
+            ),
+            (
+                "meet_sfu_handoff_lost_datagrams_total",
+                "counter",
+                "Datagrams for another shard's connection lost because that shard's inbox was full",
+                self.handoff_lost.load(Relaxed),
             ),
             (
                 "meet_sfu_udp_ports_leased",

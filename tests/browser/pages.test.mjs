@@ -100,3 +100,30 @@ test("the client's files are compressed, tagged, and need nothing from elsewhere
   assert.ok(bytes > 5000 && bytes < 150 * 1024, `first load is ${bytes} bytes`);
   await context.close();
 });
+
+test("a page left while it still loads does not draw over the next one", async () => {
+  const page = await signedIn(b, server.url, s.students[0]);
+  // The meetings page's request answers late; meanwhile the student follows a link to the room.
+  let release = () => {};
+  const held = new Promise((r) => { release = r; });
+  let answered = () => {};
+  const late = new Promise((r) => { answered = r; });
+  await page.route("**/api/student/info", async (route) => {
+    await held;
+    await route.continue();
+    answered();
+  });
+  await page.evaluate(() => { location.hash = "#/recordings"; });
+  await page.getByRole("heading", { name: "Recordings" }).waitFor();
+  await page.evaluate(() => { location.hash = "#/student/meetings"; });
+  await page.evaluate((id) => { location.hash = `#/room/${id}`; }, s.meeting._id);
+  const join = page.getByRole("button", { name: `Join ${s.meeting.topic}` });
+  await join.waitFor();
+  release();
+  await late;
+  await page.waitForLoadState("networkidle");
+  assert.equal(await join.isVisible(), true, "the meetings page replaced the room");
+  assert.equal(await page.getByRole("heading", { level: 1 }).innerText(), s.meeting.topic);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});

@@ -882,8 +882,10 @@ async fn shards_share_one_port_and_pass_each_other_what_is_theirs() {
         }
     }
     assert_eq!(answered, 32, "checks answered through a shared port");
-    let handed = metric(&c.metrics().await, "meet_sfu_handed_over_datagrams_total") - before;
+    let m = c.metrics().await;
+    let handed = metric(&m, "meet_sfu_handed_over_datagrams_total") - before;
     assert!(handed > 0.0, "no datagram was passed between the shards");
+    assert_eq!(metric(&m, "meet_sfu_handoff_lost_datagrams_total"), 0.0);
     // The meetings still hear within and not across.
     let flows = flowing(&[&ana, &host], Duration::from_millis(500)).await;
     assert_eq!(flows.len(), 2, "{flows:?}");

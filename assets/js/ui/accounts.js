@@ -1,7 +1,7 @@
 // A screen of accounts (the administrator's hosts, a host's students): a form for a new one,
 // and a table of them with their state and the actions the caller may take.
 
-import { attempt, form, h, notify, show, when } from "../dom.js";
+import { attempt, form, h, notify, view, when } from "../dom.js";
 
 /**
  * @param {{title: string, noun: string, load: () => Promise<any[]>,
@@ -9,6 +9,7 @@ import { attempt, form, h, notify, show, when } from "../dom.js";
  *   actions: (user: any, reload: () => Promise<void>) => HTMLElement[], empty: string}} screen
  */
 export async function accounts(screen) {
+  const show = view();
   const reload = () => accounts(screen);
   const list = await attempt(screen.load);
   if (!list) return show(screen.title);

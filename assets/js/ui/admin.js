@@ -1,7 +1,7 @@
 // The administrator's screens: hosts, and the server's figures.
 
 import { api } from "../api.js";
-import { attempt, h, notify, show } from "../dom.js";
+import { attempt, h, notify, view } from "../dom.js";
 import { accounts, toggle } from "./accounts.js";
 
 export function hosts() {
@@ -30,6 +30,7 @@ export function hosts() {
 }
 
 export async function stats() {
+  const show = view();
   const s = await attempt(() => api.stats());
   if (!s) return show("Server");
   const stat = (label, value) => h("div", { class: "stat" }, h("b", {}, String(value)), label);

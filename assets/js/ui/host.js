@@ -1,7 +1,7 @@
 // The host's screens: students and meetings.
 
 import { api } from "../api.js";
-import { attempt, form, h, notify, show, when } from "../dom.js";
+import { attempt, form, h, notify, view, when } from "../dom.js";
 import { accounts, toggle } from "./accounts.js";
 
 export function students() {
@@ -37,6 +37,7 @@ export function students() {
 const OPEN = ["created", "active"];
 
 export async function meetings() {
+  const show = view();
   const list = await attempt(() => api.hostMeetings());
   if (!list) return show("Meetings");
   const row = (m) => h("tr", {},

@@ -2,7 +2,7 @@
 // own and private ones.
 
 import { api } from "../api.js";
-import { attempt, clock, h, notify, show, when } from "../dom.js";
+import { attempt, clock, h, notify, view, when } from "../dom.js";
 
 /** A player that fetches its signed link when asked to play (links expire). */
 function player(rec, track, label) {
@@ -37,6 +37,7 @@ function item(rec, role) {
 }
 
 export async function recordings(role) {
+  const show = view();
   if (role === "host") {
     const list = await attempt(() => api.hostRecordings());
     if (!list) return show("Recordings");

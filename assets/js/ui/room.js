@@ -2,11 +2,12 @@
 // microphone, and for the host the mutes, the private talk and the recording.
 
 import { api, session } from "../api.js";
-import { attempt, clock, h, notify, show } from "../dom.js";
+import { attempt, clock, h, notify, view } from "../dom.js";
 import { MeetingConnection } from "../meeting.js";
 import { onLeave } from "../app.js";
 
 export async function room(meetingId, role) {
+  const show = view();
   const s = session();
   if (!s) return;
   const info = await attempt(() => api.meeting(meetingId));
@@ -35,7 +36,7 @@ export async function room(meetingId, role) {
       onLeave(async () => { conn.close(); window.meetRoom = undefined; await api.leave(meetingId).catch(() => {}); });
       // The live connection, for diagnostics from the browser's console (and the browser tests).
       window.meetRoom = conn;
-      live(conn, role, s._id, devices);
+      live(conn, role, s._id, devices, show);
       try {
         await conn.open(/** @type {HTMLSelectElement} */ (devices).value || undefined);
       } catch (e) {
@@ -63,7 +64,8 @@ async function fillDevices(select, current) {
 }
 
 /** The room once joined: redrawn from the connection's state at every change. */
-function live(conn, role, me, devices) {
+/** @param {(title: string, ...children: any[]) => void} show the room screen's own */
+function live(conn, role, me, devices, show) {
   const host = role === "host";
   const people = h("ul", { class: "people", "aria-label": "People in the meeting" });
   const hearing = h("p", { class: "hearing", role: "status" });

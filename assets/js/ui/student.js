@@ -1,9 +1,10 @@
 // The student's meetings: their host's open ones.
 
 import { api } from "../api.js";
-import { attempt, h, show, when } from "../dom.js";
+import { attempt, h, view, when } from "../dom.js";
 
 export async function studentMeetings() {
+  const show = view();
   const [info, list] = await Promise.all([attempt(() => api.studentInfo()), attempt(() => api.studentMeetings())]);
   if (!list) return show("Meetings");
   show("Meetings",

@@ -482,6 +482,10 @@ impl Shard {
                 .handed_over
                 .fetch_add(kept as u64, Relaxed);
             if lost > 0 {
+                self.shared
+                    .stats
+                    .handoff_lost
+                    .fetch_add(lost as u64, Relaxed);
                 tracing::debug!(shard, lost, "a shard's inbox is full: datagrams lost");
             }
         }
