@@ -5,10 +5,9 @@
 //! student no more than meet's own.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use socketioxide::{SendError, SocketError};
@@ -86,12 +85,7 @@ pub fn error_body(e: Error) -> Value {
     json!({"ok": false, "code": api.code, "message": api.message})
 }
 
-/// Answers the acknowledgement, if the client asked for one.
-///
-/// An acknowledgement that finds the socket's outgoing queue full (the client has stopped
-/// reading: megabytes wait in the connection already) cannot wait for room, and a lost one
-/// leaves the client waiting for ever on that request. The socket is disconnected instead:
-/// the client sees it, reconnects and asks again.
+/// Answers the acknowledgement, if the client asked for one: `{ok:true, ...}` or the error.
 pub fn reply(hub: &Arc<Hub>, s: &SocketRef, ack: AckSender, result: Result<Value>) {
     let body = match result {
         Ok(Value::Object(mut m)) => {
@@ -101,12 +95,19 @@ pub fn reply(hub: &Arc<Hub>, s: &SocketRef, ack: AckSender, result: Result<Value
         Ok(_) => json!({"ok": true}),
         Err(e) => error_body(e),
     };
-    match ack.send(&body) {
+    send_ack(hub, s, ack, &body);
+}
+
+/// Sends an acknowledgement. One that finds the socket's outgoing queue full (the client has
+/// stopped reading: megabytes wait in the connection already) cannot wait for room, and a
+/// lost one leaves the client waiting for ever on that request: the socket is disconnected
+/// instead, and the client reconnects and asks again.
+pub fn send_ack<T: Serialize + ?Sized>(hub: &Arc<Hub>, s: &SocketRef, ack: AckSender, body: &T) {
+    match ack.send(body) {
         Ok(()) => {}
         Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-            hub.stats.unreadable_disconnects.fetch_add(1, Relaxed);
             tracing::warn!(sid = %s.id, "an acknowledgement found the socket's queue full: disconnecting it");
-            hub.close_socket(s.id);
+            hub.disconnect_unreadable(s.id);
         }
         Err(SendError::Socket(SocketError::Closed)) => {
             tracing::debug!(sid = %s.id, "an acknowledgement for a closed socket");
@@ -392,10 +393,16 @@ async fn pong(
     reply(&hub, &s, ack, result);
 }
 
-async fn unknown_event(Event(name): Event, ack: AckSender) {
+async fn unknown_event(
+    s: SocketRef,
+    Event(name): Event,
+    ack: AckSender,
+    State(hub): State<Arc<Hub>>,
+) {
     let message = format!(
         "Unknown event `{}`",
         name.chars().take(64).collect::<String>()
     );
-    let _ = ack.send(&json!({"ok": false, "code": "unknown_event", "message": message}));
+    let body = json!({"ok": false, "code": "unknown_event", "message": message});
+    send_ack(&hub, &s, ack, &body);
 }

@@ -159,6 +159,13 @@ impl Hub {
             .unwrap_or_else(|| unreachable!("io is set at start"))
     }
 
+    /// Disconnects a socket that had to be answered while its outgoing queue was full (it
+    /// stopped reading): what it waits for cannot reach it, so it reconnects and asks again.
+    fn disconnect_unreadable(self: &Arc<Self>, sid: Sid) {
+        self.stats.unreadable_disconnects.fetch_add(1, Relaxed);
+        self.close_socket(sid);
+    }
+
     /// Closes one socket from the server side. A socket whose queue is full cannot take the
     /// DISCONNECT packet yet: retry a while (the heartbeat closes it in the end anyway).
     fn close_socket(self: &Arc<Self>, sid: Sid) {

@@ -15,7 +15,7 @@ use serde_json::json;
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::{BroadcastError, ParserError, SocketError};
 
-use super::events::{current_meeting, error_body, payload};
+use super::events::{current_meeting, error_body, payload, send_ack};
 use super::pcm::{self, Format};
 use super::session::{Session, Turn};
 use super::{Hub, meeting_room, timestamp, user_room};
@@ -90,7 +90,7 @@ pub async fn broadcast_audio(
 ) {
     turn.wait().await;
     let result = relay(&hub, &s, turn.session(), data, Kind::Broadcast).await;
-    answer(&s, ack, result);
+    answer(&hub, &s, ack, result);
 }
 
 pub async fn private_audio(
@@ -102,15 +102,20 @@ pub async fn private_audio(
 ) {
     turn.wait().await;
     let result = relay(&hub, &s, turn.session(), data, Kind::Private).await;
-    answer(&s, ack, result);
+    answer(&hub, &s, ack, result);
 }
 
-fn answer(s: &SocketRef, ack: AckSender, result: Result<u64>) {
-    let _ = match result {
-        Ok(delivered) => ack.send(&Delivered {
-            ok: true,
-            delivered,
-        }),
+fn answer(hub: &Arc<Hub>, s: &SocketRef, ack: AckSender, result: Result<u64>) {
+    match result {
+        Ok(delivered) => send_ack(
+            hub,
+            s,
+            ack,
+            &Delivered {
+                ok: true,
+                delivered,
+            },
+        ),
         Err(e) => {
             let limited = matches!(e, Error::RateLimited { .. });
             let body = error_body(e);
@@ -120,9 +125,9 @@ fn answer(s: &SocketRef, ack: AckSender, result: Result<u64>) {
                     &json!({"code": body["code"], "message": body["message"]}),
                 );
             }
-            ack.send(&body)
+            send_ack(hub, s, ack, &body);
         }
-    };
+    }
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -144,8 +143,7 @@ impl Backlog {
                     // Its connection cannot be negotiated any more: the client reconnects.
                     tracing::warn!(%sid, waiting = queue.len(), "a socket takes no WebRTC signals: disconnecting it");
                     self.waiting.remove(&sid);
-                    hub.stats.unreadable_disconnects.fetch_add(1, Relaxed);
-                    hub.close_socket(sid);
+                    hub.disconnect_unreadable(sid);
                 } else {
                     queue.push_back(body);
                 }

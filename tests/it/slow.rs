@@ -170,19 +170,7 @@ async fn a_client_that_never_reads_slows_nobody_and_costs_bounded_memory() {
     let p99 = latencies[latencies.len() * 99 / 100];
     // Measured while the silent socket is still connected (the heartbeat has not run yet).
     let rss_after = rss_kib(server.pid());
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("meet_audio_frames_dropped_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("dropped counter");
+    let dropped = counter(&base, "meet_audio_frames_dropped_total").await;
     eprintln!(
         "slow consumer: listener latency p50 {p50:.1} ms p99 {p99:.1} ms; dropped for the silent socket {dropped}; \
          RSS {} → {} MiB",
