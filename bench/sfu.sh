@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# SFU load: `meet serve` (release build) driven by WebRTC participants made with the same
-# webrtc crate (bench/sfu_load.rs). See bench/README.md.
+# SFU load: `meet serve` (release build) driven by WebRTC participants, sans-IO connections
+# of the rtc core on one thread of the generator (bench/sfu_load.rs, bench/sfu_lite.rs). See
+# bench/README.md.
 #
 #   bash bench/sfu.sh                 # 1x50:3, 1x50:all, 10x10:all, 3x50:all, 1x50:0 — 20 s each,
 #                                     # on meet and on Janus, side by side

@@ -1,31 +1,27 @@
 //! The peer SFU the load is compared with: Debian's Janus 1.1, VideoRoom plugin, audio only,
 //! one multistream subscriber per participant, driven over Janus' HTTP API (long-polled events)
-//! by the same `webrtc`-crate participants as meet (bench/README.md).
+//! by the same sans-IO participants as meet (bench/sfu_lite.rs, bench/README.md). Janus
+//! (libnice) gathers no loopback candidate, so the participants are on the machine's own
+//! address, which the kernel carries over the loopback device all the same.
 //!
 //! Each participant publishes its microphone on one connection (Janus' publishers are their
 //! own peer connections) and receives every other participant's stream on a second one (one
 //! subscriber handle subscribed to every other feed at once, after every publisher is in).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, oneshot};
-use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+use tokio::sync::oneshot;
 
-use meet::media::engine::PcEvent;
-
-use super::{Offering, Participant, Server, Tally, count_streams, gathered, offering, peer};
-
-/// Where the participants' sockets bind: Janus (libnice) gathers no loopback candidate, so both
-/// ends are on the machine's own address, which the kernel carries over the loopback device all
-/// the same.
-const ANY: &str = "0.0.0.0:0";
+use super::lite::{Lite, Peer, own_address};
+use super::{Participant, Server};
 
 /// Starts Janus with a configuration of its own (HTTP transport on 127.0.0.1:`http_port`,
 /// VideoRoom only, IPv4, RTP ports from `ports`).
@@ -239,24 +235,6 @@ async fn post(http: &reqwest::Client, url: &str, body: Value) -> Result<Value> {
     Ok(v)
 }
 
-/// Waits (at most 10 s) for the connection to be connected.
-async fn connected(events: &mut mpsc::UnboundedReceiver<PcEvent>) -> Result<()> {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(ev) = events.recv().await {
-            if let PcEvent::State(state) = ev {
-                match state {
-                    RTCPeerConnectionState::Connected => return Ok(()),
-                    RTCPeerConnectionState::Failed => bail!("ICE or DTLS failed"),
-                    _ => {}
-                }
-            }
-        }
-        bail!("the connection went away")
-    })
-    .await
-    .context("not connected within 10 s")?
-}
-
 /// A publisher: its session, handle and feed id.
 struct Publisher {
     session: Arc<Session>,
@@ -270,10 +248,10 @@ pub async fn join_all(
     base: &str,
     meetings: usize,
     size: usize,
-    tally: Arc<Tally>,
-    config: &meet::config::MediaConfig,
+    generator: &Lite,
 ) -> Result<Vec<Participant>> {
     let http = reqwest::Client::new();
+    let ip = own_address()?;
     let mut everyone = Vec::new();
     for m in 0..meetings {
         let room = 1000 + m as u64;
@@ -292,7 +270,7 @@ pub async fn join_all(
         for i in 0..size {
             let feed = room * 1000 + i as u64 + 1;
             publishers.push(
-                publish(&http, base, room, feed, config)
+                publish(&http, base, room, feed, generator, ip)
                     .await
                     .with_context(|| format!("publisher {i} of room {room}"))?,
             );
@@ -306,11 +284,10 @@ pub async fn join_all(
                 .collect();
             let mut participant = p.participant;
             participant.receiver = Some(
-                subscribe(&p.session, room, others, Arc::clone(&tally), config)
+                subscribe(&p.session, room, others, generator, ip)
                     .await
                     .with_context(|| format!("subscriber of feed {}", p.feed))?,
             );
-            tally.complete.fetch_add(1, Relaxed);
             everyone.push(participant);
         }
     }
@@ -322,7 +299,8 @@ async fn publish(
     base: &str,
     room: u64,
     feed: u64,
-    config: &meet::config::MediaConfig,
+    generator: &Lite,
+    ip: IpAddr,
 ) -> Result<Publisher> {
     let session = Session::create(http, base).await?;
     let handle = session.attach().await?;
@@ -333,73 +311,69 @@ async fn publish(
             None,
         )
         .await?;
-    let Offering {
-        pc,
-        mut events,
-        mic,
-        ssrc,
-        sender,
-        sdp,
-        ..
-    } = offering(config, ANY).await?;
+    let peer = generator.peer(ip, true).await?;
     let ev = session
         .message(
             handle,
             json!({"request": "publish"}),
-            Some(json!({"type": "offer", "sdp": sdp})),
+            Some(json!({"type": "offer", "sdp": peer.offer().await?})),
         )
         .await?;
     session.candidates_done(handle).await?;
     let answer = ev["jsep"]["sdp"]
         .as_str()
         .ok_or_else(|| anyhow!("no answer to the publisher's offer: {ev}"))?;
-    pc.set_remote_description(RTCSessionDescription::answer(answer.to_owned())?)
-        .await?;
-    let pt = sender.get_parameters().await?.rtp_parameters.codecs[0].payload_type;
+    peer.accept(answer.to_owned()).await?;
     // Janus lists a feed once its connection is up.
-    connected(&mut events)
+    peer.connected(Duration::from_secs(10))
         .await
         .with_context(|| format!("the publisher {feed} did not connect"))?;
     Ok(Publisher {
         session,
         feed,
         participant: Participant {
-            pc,
-            mic,
-            ssrc,
-            pt,
+            peer,
             receiver: None,
             sio: None,
         },
     })
 }
 
-/// A subscriber handle on `session` to `feeds`: its connection, every stream counted.
+/// How long a subscriber waits for its feeds to be listed.
+const LISTED: Duration = Duration::from_secs(10);
+
+/// A subscriber handle on `session` to `feeds`, on a receive-only connection of its own.
 async fn subscribe(
     session: &Session,
     room: u64,
     feeds: Vec<Value>,
-    tally: Arc<Tally>,
-    config: &meet::config::MediaConfig,
-) -> Result<Arc<dyn PeerConnection>> {
+    generator: &Lite,
+    ip: IpAddr,
+) -> Result<Peer> {
     let handle = session.attach().await?;
-    let ev = session
-        .message(
-            handle,
-            json!({"request": "join", "ptype": "subscriber", "room": room, "streams": feeds}),
-            None,
-        )
-        .await?;
+    // A feed is listed once Janus has set its media up, a moment after the publisher's end of
+    // the connection is up: until then the join is refused with 428 (no such feed).
+    let listed = Instant::now();
+    let ev = loop {
+        let join = session
+            .message(
+                handle,
+                json!({"request": "join", "ptype": "subscriber", "room": room, "streams": feeds}),
+                None,
+            )
+            .await;
+        match join {
+            Err(e) if e.to_string().contains("\"error_code\":428") && listed.elapsed() < LISTED => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => break other?,
+        }
+    };
     let offer = ev["jsep"]["sdp"]
         .as_str()
         .ok_or_else(|| anyhow!("no offer for the subscriber: {ev}"))?;
-    let (pc, mut events) = peer(config, ANY).await?;
-    pc.set_remote_description(RTCSessionDescription::offer(offer.to_owned())?)
-        .await?;
-    let answer = pc.create_answer(None).await?;
-    pc.set_local_description(answer).await?;
-    let early = gathered(&mut events).await;
-    let sdp = pc.local_description().await.context("answer")?.sdp;
+    let peer = generator.peer(ip, false).await?;
+    let sdp = peer.answer(offer.to_owned()).await?;
     session
         .message(
             handle,
@@ -408,8 +382,10 @@ async fn subscribe(
         )
         .await?;
     session.candidates_done(handle).await?;
-    count_streams(early, events, tally);
-    Ok(pc)
+    peer.connected(Duration::from_secs(10))
+        .await
+        .context("the subscriber did not connect")?;
+    Ok(peer)
 }
 
 /// Whether Janus can be run here.

@@ -1,5 +1,6 @@
 //! SFU load generator: runs `meet serve` (a release build) and drives WebRTC participants at
-//! it, made with the same `webrtc` crate, signalling over Socket.IO exactly as a client does.
+//! it, sans-IO connections of the `rtc` core all on one thread (bench/sfu_lite.rs), signalling
+//! over Socket.IO exactly as a client does.
 //! Speakers send Opus-sized RTP packets (80–120 bytes every 20 ms) stamped with their send
 //! time; every participant records what arrives. Per scenario it prints forwarded packets/s,
 //! the server's CPU per 1,000 forwarded packets (and per packet, next to LiveKit's published
@@ -13,6 +14,7 @@
 //! everyone, `:0` for an idle meeting).
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,22 +24,17 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use meet::media::engine::{Bridge, PcEvent, local_track};
-use rtc::rtp;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder, RTCSessionDescription};
-use webrtc::rtp_transceiver::RtpSender;
 
 /// LiveKit's published cost of forwarding one audio packet (derived from its 3,000-listener
 /// audio benchmark), for comparison.
 #[path = "sfu_janus.rs"]
 mod janus;
+#[path = "sfu_lite.rs"]
+mod lite;
 #[path = "sfu_soak.rs"]
 mod soak;
 
@@ -143,9 +140,9 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// (user + system CPU seconds, RSS KiB) of a process.
-fn proc_usage(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// User + system CPU seconds of a process or thread, from its `stat` file under /proc.
+fn cpu_seconds(stat: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -157,7 +154,12 @@ fn proc_usage(pid: u32) -> (f64, u64) {
             .unwrap_or(0.0)
     };
     // After the command: state is field 0; utime 11, stime 12 (clock ticks of 1/100 s).
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// (user + system CPU seconds, RSS KiB) of a process.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let cpu = cpu_seconds(&format!("/proc/{pid}/stat"));
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
         .lines()
@@ -484,60 +486,51 @@ impl Tally {
 }
 
 struct Participant {
-    pc: Arc<dyn PeerConnection>,
-    mic: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    pt: u8,
-    /// Janus: the subscriber connection the others' streams arrive on (meet: `pc` itself).
-    receiver: Option<Arc<dyn PeerConnection>>,
+    peer: lite::Peer,
+    /// Janus: the subscriber connection the others' streams arrive on (meet: `peer` itself).
+    receiver: Option<lite::Peer>,
     /// meet: the participant's socket.
     sio: Option<Arc<Sio>>,
 }
 
 impl Participant {
-    /// Leaves as a closed tab does: the connection and the socket close.
-    async fn leave(&self) {
-        let _ = self.pc.close().await;
+    /// Leaves as a closed tab does: the connections and the socket close.
+    fn leave(&self) {
+        self.peer.close();
+        if let Some(rx) = &self.receiver {
+            rx.close();
+        }
         if let Some(sio) = &self.sio {
             sio.close();
         }
     }
 }
 
+/// A participant of meet: its socket in `meeting`, its connection offered (with its
+/// microphone) and answered, and every server offer answered from then on.
 async fn join(
     base: &str,
     token: &str,
     meeting: &str,
     size: usize,
     tally: Arc<Tally>,
-    config: &meet::config::MediaConfig,
+    generator: &lite::Lite,
 ) -> Result<Participant> {
     let (sio, mut events) = Sio::connect(base, token, meeting).await?;
-    let Offering {
-        pc,
-        events: pc_events,
-        mic,
-        ssrc,
-        sender,
-        early: tracks,
-        sdp,
-    } = offering(config, "127.0.0.1:0").await?;
+    let peer = generator.peer(Ipv4Addr::LOCALHOST.into(), true).await?;
     let ack = sio
         .call(
             "webrtc-signal",
-            json!({"signal": {"type": "offer", "sdp": sdp}}),
+            json!({"signal": {"type": "offer", "sdp": peer.offer().await?}}),
         )
         .await?;
     let answer = ack["signal"]["sdp"]
         .as_str()
         .ok_or_else(|| anyhow!("offer refused: {ack}"))?;
-    pc.set_remote_description(RTCSessionDescription::answer(answer.to_owned())?)
-        .await?;
-    let pt = sender.get_parameters().await?.rtp_parameters.codecs[0].payload_type;
+    peer.accept(answer.to_owned()).await?;
 
     // Server offers → answers.
-    let (signal_pc, signal_tally, signal_sio) =
-        (Arc::clone(&pc), Arc::clone(&tally), Arc::clone(&sio));
+    let (signal_peer, signal_sio) = (peer.clone(), Arc::clone(&sio));
     tokio::spawn(async move {
         let mut complete = false;
         while let Some(ev) = events.recv().await {
@@ -546,15 +539,10 @@ async fn join(
                 continue;
             }
             let sdp = signal["sdp"].as_str().unwrap_or_default().to_owned();
-            // A stream per other participant (on the rtc engine one is on the mic's line).
+            // A stream per other participant (one of them on the microphone's line).
             let streams = sdp.matches("a=msid:").count();
             let answered = async {
-                signal_pc
-                    .set_remote_description(RTCSessionDescription::offer(sdp)?)
-                    .await?;
-                let answer = signal_pc.create_answer(None).await?;
-                signal_pc.set_local_description(answer).await?;
-                let sdp = signal_pc.local_description().await.context("answer")?.sdp;
+                let sdp = signal_peer.answer(sdp).await?;
                 signal_sio
                     .call(
                         "webrtc-signal",
@@ -563,186 +551,34 @@ async fn join(
                     .await
             };
             if let Err(e) = answered.await {
-                if !signal_tally.over.load(Relaxed) {
+                if !tally.over.load(Relaxed) {
                     eprintln!("answering a server offer failed: {e:#}");
                 }
                 return;
             }
             if !complete && streams + 1 >= size {
                 complete = true;
-                signal_tally.complete.fetch_add(1, Relaxed);
+                tally.complete.fetch_add(1, Relaxed);
             }
         }
     });
-    count_streams(tracks, pc_events, tally);
     Ok(Participant {
-        pc,
-        mic,
-        ssrc,
-        pt,
+        peer,
         receiver: None,
         sio: Some(sio),
     })
 }
 
-/// How every participant starts, on meet and on Janus: its connection with a microphone track,
-/// its offer made and its candidates gathered.
-struct Offering {
-    pc: Arc<dyn PeerConnection>,
-    events: mpsc::UnboundedReceiver<PcEvent>,
-    mic: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    sender: Arc<dyn RtpSender>,
-    /// Streams that arrived while the candidates were gathered.
-    early: Vec<Arc<dyn TrackRemote>>,
-    sdp: String,
-}
-
-async fn offering(config: &meet::config::MediaConfig, addr: &str) -> Result<Offering> {
-    let (pc, mut events) = peer(config, addr).await?;
-    let ssrc = rand::random::<u32>() | 1;
-    let mic = Arc::new(local_track("mic".to_owned(), "mic".to_owned(), ssrc));
-    let sender = pc
-        .add_track(Arc::clone(&mic) as Arc<dyn TrackLocal>)
-        .await?;
-    let offer = pc.create_offer(None).await?;
-    pc.set_local_description(offer).await?;
-    let early = gathered(&mut events).await;
-    let sdp = pc.local_description().await.context("offer")?.sdp;
-    Ok(Offering {
-        pc,
-        events,
-        mic,
-        ssrc,
-        sender,
-        early,
-        sdp,
-    })
-}
-
-/// A peer connection of the generator, its socket bound to `addr`, and its events.
-async fn peer(
-    config: &meet::config::MediaConfig,
-    addr: &str,
-) -> Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<PcEvent>)> {
-    let (tx, events) = mpsc::unbounded_channel();
-    let pc: Arc<dyn PeerConnection> = Arc::new(
-        PeerConnectionBuilder::new()
-            .with_media_engine(meet::media::engine::media_engine()?)
-            .with_interceptor_registry(meet::media::engine::registry())
-            .with_setting_engine(meet::media::engine::setting_engine(config))
-            .with_handler(Arc::new(Bridge(tx)))
-            .with_udp_addrs(vec![addr.to_owned()])
-            .build()
-            .await?,
-    );
-    Ok((pc, events))
-}
-
-/// Waits for the end of candidate gathering; the tracks that arrived meanwhile.
-async fn gathered(events: &mut mpsc::UnboundedReceiver<PcEvent>) -> Vec<Arc<dyn TrackRemote>> {
-    let mut tracks = Vec::new();
-    while let Some(ev) = events.recv().await {
-        match ev {
-            PcEvent::Gathered => break,
-            PcEvent::Track(t) => tracks.push(t),
-            _ => {}
-        }
-    }
-    tracks
-}
-
-/// Every stream the server sends on a connection (`early` ones first): counted and timed
-/// when it falls in the window.
-fn count_streams(
-    early: Vec<Arc<dyn TrackRemote>>,
-    mut events: mpsc::UnboundedReceiver<PcEvent>,
-    tally: Arc<Tally>,
-) {
-    tokio::spawn(async move {
-        let mut pending = early.into_iter();
-        loop {
-            let track = match pending.next() {
-                Some(t) => t,
-                None => match events.recv().await {
-                    Some(PcEvent::Track(t)) => t,
-                    Some(_) => continue,
-                    None => return,
-                },
-            };
-            tokio::spawn(receive(track, Arc::clone(&tally)));
-        }
-    });
-}
-
-async fn receive(track: Arc<dyn TrackRemote>, tally: Arc<Tally>) {
-    let mut local = Vec::with_capacity(4096);
-    let mut flushed = Instant::now();
-    while let Some(ev) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(p) = ev else {
-            continue;
-        };
-        let now = now_ns();
-        let Some(stamp) = p.payload.get(1..9) else {
-            continue;
-        };
-        let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
-        if tally.in_window(sent) {
-            tally.received.fetch_add(1, Relaxed);
-            local.push((now.saturating_sub(sent) / 1000) as u32);
-        }
-        if flushed.elapsed() > Duration::from_millis(500) && !local.is_empty() {
-            if let Ok(mut all) = tally.latencies_us.lock() {
-                all.append(&mut local);
-            }
-            flushed = Instant::now();
-        }
-    }
-}
-
-/// A speaker: one packet every 20 ms, 80–120 bytes, the first 8 its send time.
-async fn speak(p: Arc<Participant>, listeners: u64, tally: Arc<Tally>, stop: Arc<AtomicU64>) {
-    // Each speaker at its own phase of the 20 ms period, as real microphones are: all in step,
-    // they would arrive as one burst every 20 ms and measure the burst, not the server.
-    let phase = Duration::from_micros(rand::random_range(0..20_000));
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + phase,
-        Duration::from_millis(20),
-    );
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let (mut seq, mut ts) = (rand::random::<u16>(), rand::random::<u32>());
-    let mut buf = BytesMut::with_capacity(128 * 64);
-    while stop.load(Relaxed) == 0 {
-        tick.tick().await;
-        let size = 80 + usize::from(seq % 41);
-        let sent = now_ns();
-        buf.reserve(size);
-        // An Opus TOC byte first (CELT, 20 ms, mono), so recordings see well-framed packets.
-        buf.put_u8(0xf8);
-        buf.put_u64(sent);
-        buf.put_bytes(0xa5, size - 9);
-        let payload: Bytes = buf.split().freeze();
-        let packet = rtp::Packet {
-            header: rtp::Header {
-                version: 2,
-                payload_type: p.pt,
-                sequence_number: seq,
-                timestamp: ts,
-                ssrc: p.ssrc,
-                ..Default::default()
-            },
-            payload,
-        };
-        if p.mic.write_rtp(packet).await.is_err() {
-            return;
-        }
-        if tally.in_window(sent) {
-            tally.sent.fetch_add(1, Relaxed);
-            tally.expected.fetch_add(listeners, Relaxed);
-        }
-        seq = seq.wrapping_add(1);
-        ts = ts.wrapping_add(960);
-    }
+/// The payload of one speaker's packet, 80–120 bytes: an Opus TOC byte (CELT, 20 ms, mono, so
+/// recordings see well-framed packets), then `sent` (the send time every receiver reads back),
+/// then filler.
+fn opus_like(sent: u64, seq: u16, buf: &mut BytesMut) -> Bytes {
+    let size = 80 + usize::from(seq % 41);
+    buf.reserve(size);
+    buf.put_u8(0xf8);
+    buf.put_u64(sent);
+    buf.put_bytes(0xa5, size - 9);
+    buf.split().freeze()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -763,6 +599,8 @@ struct Outcome {
     server_cpu_percent: f64,
     rss_kib_per_participant: f64,
     loadgen_cpu_percent: f64,
+    /// The generator's one media thread: at 100 % it, not the server, would set the pace.
+    loop_cpu_percent: f64,
     /// With recording: seconds from the last `stop` to every recording `completed`.
     stop_to_completed_s: f64,
     /// Recordings made (one per meeting with `:rec`).
@@ -809,11 +647,13 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
     let (_, rss0) = proc_usage(server.pid);
     let tally = Arc::new(Tally::default());
     let media = meet::config::Config::for_tests(Path::new("/tmp")).media;
+    let generator = lite::Lite::start(media, Arc::clone(&tally))?;
     let mut speakers = Vec::new();
     let mut everyone = Vec::new();
     if janus {
-        let all =
-            janus::join_all(&server.base, s.meetings, s.size, Arc::clone(&tally), &media).await?;
+        let all = janus::join_all(&server.base, s.meetings, s.size, &generator).await?;
+        // Every subscriber is connected to every other feed.
+        tally.complete.store(all.len(), Relaxed);
         for (i, p) in all.into_iter().enumerate() {
             let p = Arc::new(p);
             if i % s.size < s.speakers {
@@ -831,7 +671,7 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
                     &g.id,
                     s.size,
                     Arc::clone(&tally),
-                    &media,
+                    &generator,
                 )
                 .await
                 .with_context(|| format!("participant {i} of meeting {}", g.id))?,
@@ -855,12 +695,7 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
     }
     let stop = Arc::new(AtomicU64::new(0));
     for p in &speakers {
-        tokio::spawn(speak(
-            Arc::clone(p),
-            (s.size - 1) as u64,
-            Arc::clone(&tally),
-            Arc::clone(&stop),
-        ));
+        p.peer.speak((s.size - 1) as u64, Arc::clone(&stop));
     }
     let http = reqwest::Client::new();
     let mut recordings = Vec::new();
@@ -884,6 +719,7 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
 
     let (cpu0, _) = proc_usage(server.pid);
     let (own0, _) = proc_usage(std::process::id());
+    let loop0 = generator.cpu_seconds();
     let fwd0 = if janus {
         0.0
     } else {
@@ -896,6 +732,7 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
     let secs = start.elapsed().as_secs_f64();
     let (cpu1, rss1) = proc_usage(server.pid);
     let (own1, _) = proc_usage(std::process::id());
+    let loop1 = generator.cpu_seconds();
     let fwd1 = if janus {
         0.0
     } else {
@@ -969,6 +806,7 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
         server_cpu_percent: 100.0 * cpu / secs,
         rss_kib_per_participant: rss1.saturating_sub(rss0) as f64 / total as f64,
         loadgen_cpu_percent: 100.0 * (own1 - own0) / secs,
+        loop_cpu_percent: 100.0 * (loop1 - loop0) / secs,
         stop_to_completed_s,
         recordings: recordings.len(),
     };
@@ -982,11 +820,9 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     for p in &everyone {
-        let _ = p.pc.close().await;
-        if let Some(rx) = &p.receiver {
-            let _ = rx.close().await;
-        }
+        p.leave();
     }
+    drop(generator);
     Ok(outcome)
 }
 
@@ -1001,7 +837,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn print_table(rows: &[Outcome]) {
     println!(
-        "{:<15} {:<6} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "{:<15} {:<6} {:>5} {:>5} {:>10} {:>7} {:>7} {:>7} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8}",
         "scenario",
         "engine",
         "peers",
@@ -1016,11 +852,12 @@ fn print_table(rows: &[Outcome]) {
         "KiB/peer",
         "srv CPU%",
         "gen CPU%",
+        "loop CPU%",
         "stop→ok s"
     );
     for r in rows {
         println!(
-            "{:<15} {:<6} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1} {:>8.2}",
+            "{:<15} {:<6} {:>5} {:>5} {:>10.0} {:>7.3} {:>7.2} {:>7.2} {:>9.4} {:>7.2} {:>9.2} {:>8.0} {:>8.1} {:>8.1} {:>9.1} {:>8.2}",
             r.scenario,
             r.engine,
             r.participants,
@@ -1035,6 +872,7 @@ fn print_table(rows: &[Outcome]) {
             r.rss_kib_per_participant,
             r.server_cpu_percent,
             r.loadgen_cpu_percent,
+            r.loop_cpu_percent,
             r.stop_to_completed_s
         );
     }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 
+use super::lite::Lite;
 use super::{
     Args, Group, Participant, Tally, api, join, metric, now_ns, percentile, proc_usage, provision,
-    speak, start_server,
+    start_server,
 };
 
 /// What one sample of the server holds.
@@ -82,7 +83,7 @@ struct Soak<'a> {
     base: &'a str,
     groups: &'a [Group],
     tally: Arc<Tally>,
-    media: meet::config::MediaConfig,
+    generator: Lite,
     size: usize,
     speakers: usize,
     /// seats[meeting][member]
@@ -111,18 +112,13 @@ impl Soak<'_> {
                 &g.id,
                 self.size,
                 Arc::clone(&self.tally),
-                &self.media,
+                &self.generator,
             )
             .await?,
         );
         let stop = Arc::new(AtomicU64::new(0));
         if i < self.speakers {
-            tokio::spawn(speak(
-                Arc::clone(&who),
-                (self.size - 1) as u64,
-                Arc::clone(&self.tally),
-                Arc::clone(&stop),
-            ));
+            who.peer.speak((self.size - 1) as u64, Arc::clone(&stop));
         }
         self.seats[m][i] = Some(Seat { who, stop });
         Ok(())
@@ -131,7 +127,7 @@ impl Soak<'_> {
     async fn unseat(&mut self, m: usize, i: usize) {
         if let Some(seat) = self.seats[m][i].take() {
             seat.stop.store(1, Relaxed);
-            seat.who.leave().await;
+            seat.who.leave();
         }
     }
 
@@ -208,11 +204,15 @@ pub async fn run(args: &Args, minutes: u64, engine: &str) -> Result<()> {
     let groups = provision(&server.base, meetings, size).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline = sample(&server.base, server.pid).await;
+    let tally = Arc::new(Tally::default());
     let mut soak = Soak {
         base: &server.base,
         groups: &groups,
-        tally: Arc::new(Tally::default()),
-        media: meet::config::Config::for_tests(std::path::Path::new("/tmp")).media,
+        tally: Arc::clone(&tally),
+        generator: Lite::start(
+            meet::config::Config::for_tests(std::path::Path::new("/tmp")).media,
+            tally,
+        )?,
         size,
         speakers,
         seats: (0..meetings)

@@ -91,11 +91,16 @@ pub async fn authenticate(
     let Some(creds) = credentials(auth.ok().as_ref(), s.req_parts().uri.query()) else {
         return Err(refuse("no credentials"));
     };
+    let token = creds.token.clone().unwrap_or_default();
     let user = hub
         .services
-        .authenticate(creds.token.as_deref().unwrap_or_default())
+        .authenticate(&token)
         .await
         .map_err(|e| refuse(&e.to_string()))?;
+    // From here a revocation of the account closes this socket (`MeetingEvent::Revoked`);
+    // `on_connect` checks the token once more for one made before the socket could be found.
+    s.join(super::account_room(&user.id));
+    s.extensions.insert(Checked(token));
     let session = Arc::new(Session::new(user, &hub.config, Instant::now()));
     let mut ack = match creds.meeting_id.as_deref() {
         Some(m) if !m.is_empty() => enter(&hub, &s, &session, m)
@@ -121,8 +126,20 @@ pub async fn authenticate(
     Ok(())
 }
 
-/// After CONNECT: `connection-ack`.
-pub async fn on_connect(s: SocketRef) {
+/// The token a socket connected with, until `on_connect` has checked it again.
+#[derive(Clone)]
+struct Checked(String);
+
+/// After CONNECT: the token checked again (an account revoked while the socket connected, before
+/// a revocation could find it, is closed now), then `connection-ack`.
+pub async fn on_connect(s: SocketRef, State(hub): State<Arc<Hub>>) {
+    if let Some(Checked(token)) = s.extensions.remove::<Checked>()
+        && let Err(e) = hub.services.authenticate(&token).await
+    {
+        tracing::info!(sid = %s.id, reason = %e, "the socket's token was revoked as it connected");
+        let _ = s.disconnect();
+        return;
+    }
     if let Some(ack) = s
         .extensions
         .get::<Arc<Session>>()

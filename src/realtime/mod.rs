@@ -46,6 +46,12 @@ pub fn user_room(meeting: &str, user: &str) -> String {
     format!("u:{meeting}:{user}")
 }
 
+/// The room of every socket an account holds, in a meeting or not: closed when its tokens
+/// stop working.
+pub fn account_room(user: &str) -> String {
+    format!("a:{user}")
+}
+
 /// A time as the API writes it: RFC 3339, UTC, milliseconds.
 fn timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
     now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -370,6 +376,14 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
             // Left through REST (or an account change) while connected: close those sockets.
             for sid in hub.presence.sockets_of(&meeting_id, &user_id) {
                 hub.close_socket(sid);
+            }
+        }
+        MeetingEvent::Revoked { user_ids } => {
+            for user in user_ids {
+                for s in io.within(account_room(&user)).sockets() {
+                    tracing::info!(sid = %s.id, %user, "the account's tokens were revoked; closing its socket");
+                    hub.close_socket(s.id);
+                }
             }
         }
         MeetingEvent::ModeChanged { meeting } => {

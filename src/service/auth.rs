@@ -440,6 +440,10 @@ impl Services {
             .await?
             .ok_or(Error::Unauthorized)?;
         self.identities.clear();
+        // The caller's other tabs and devices hold the old token: their sockets close too.
+        self.emit(super::MeetingEvent::Revoked {
+            user_ids: vec![row.id.clone()],
+        });
         self.tokens.issue(&row, self.now())
     }
 }

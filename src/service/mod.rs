@@ -90,6 +90,11 @@ pub enum MeetingEvent {
         /// Seconds.
         duration: f64,
     },
+    /// These accounts' tokens stopped working (a new password, a deactivation, a deletion, or
+    /// their host's): every socket they hold closes, in a meeting or not.
+    Revoked {
+        user_ids: Vec<String>,
+    },
 }
 
 /// Everything a request handler, a job or the control socket needs.

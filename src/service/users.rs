@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{HostRef, Services, User, new_id};
+use super::{HostRef, MeetingEvent, Services, User, new_id};
 use crate::domain::access::Identity;
 use crate::domain::users::{Role, validate_password, validate_username};
 use crate::error::{Error, FieldError, Result};
@@ -112,8 +112,9 @@ impl Services {
             None => None,
         };
         let deactivating = patch.is_active == Some(false) && row.is_active;
+        let update_revokes = password_hash.is_some() || deactivating;
         let update = UserUpdate {
-            revoke_tokens: password_hash.is_some() || deactivating,
+            revoke_tokens: update_revokes,
             username: patch.username,
             password_hash,
             is_active: patch.is_active,
@@ -124,6 +125,15 @@ impl Services {
             .await?
             .ok_or(Error::NotFound("User"))?;
         self.identities.clear();
+        if update_revokes {
+            let mut user_ids = vec![row.id.clone()];
+            // A disabled host's students are shut out with it (`account_usable`).
+            if deactivating && row.role == Role::Host.as_str() {
+                let students = self.store.users(Role::Student.as_str(), Some(&row.id));
+                user_ids.extend(students.await?.into_iter().map(|u| u.id));
+            }
+            self.emit(MeetingEvent::Revoked { user_ids });
+        }
         if deactivating {
             self.leave_all_meetings(&row.id).await?;
             // A disabled host's students cannot log in either: its open meetings end.
@@ -201,6 +211,9 @@ impl Services {
         };
         self.store.update_user(&row.id, revoke, self.now()).await?;
         self.identities.clear();
+        self.emit(MeetingEvent::Revoked {
+            user_ids: vec![row.id.clone()],
+        });
         self.leave_all_meetings(&row.id).await?;
         self.store.delete_user(&row.id).await?;
         self.identities.clear();
@@ -313,8 +326,17 @@ impl Services {
                 .await
                 .map_err(|e| Error::Storage(e.to_string()))?;
         }
+        let mut user_ids = vec![row.id.clone()];
+        user_ids.extend(
+            self.store
+                .users(Role::Student.as_str(), Some(&row.id))
+                .await?
+                .into_iter()
+                .map(|u| u.id),
+        );
         self.store.delete_host_cascade(&row.id).await?;
         self.identities.clear();
+        self.emit(MeetingEvent::Revoked { user_ids });
         Ok(())
     }
 }

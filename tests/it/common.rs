@@ -106,6 +106,15 @@ impl TestServer {
         server
     }
 
+    /// The token secret the server made for itself in its data dir.
+    pub fn jwt_secret(&self) -> Vec<u8> {
+        std::fs::read_to_string(self.dir.path().join("jwt_secret"))
+            .expect("the server's jwt_secret")
+            .trim()
+            .as_bytes()
+            .to_vec()
+    }
+
     pub fn app(&self) -> &AppHandle {
         self.app.as_ref().expect("running")
     }
@@ -254,4 +263,74 @@ impl Class {
             .await
             .expect(200);
     }
+}
+
+/// Tokens made from a valid one (`token`, of a host) that the server must refuse, by name:
+/// `alg: none`, another algorithm or key, a payload changed under its signature, and claims the
+/// stored user contradicts, signed with the server's own `secret`.
+pub fn forged_tokens(token: &str, secret: &[u8]) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).expect("payload base64"))
+        .expect("payload JSON");
+    let with = |key: &str, value: Value| {
+        let mut c = claims.clone();
+        c[key] = value;
+        c
+    };
+    let sign = |alg: Algorithm, key: &[u8], claims: &Value| {
+        encode(&Header::new(alg), claims, &EncodingKey::from_secret(key)).expect("encode")
+    };
+    let unsigned = |header: Value, claims: &Value| {
+        format!(
+            "{}.{}.",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string())
+        )
+    };
+    let mut no_ver = claims.clone();
+    no_ver.as_object_mut().expect("claims").remove("ver");
+    let ver = claims["ver"].as_i64().expect("ver");
+    vec![
+        (
+            "alg none",
+            unsigned(json!({"alg": "none", "typ": "JWT"}), &claims),
+        ),
+        ("alg None", unsigned(json!({"alg": "None"}), &claims)),
+        (
+            "HS512 with the right key",
+            sign(Algorithm::HS512, secret, &claims),
+        ),
+        (
+            "HS256 with another key",
+            sign(Algorithm::HS256, b"another-key-0123456789abcdef", &claims),
+        ),
+        (
+            "role changed under the signature",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64.encode(with("role", json!("admin")).to_string()),
+                parts[2]
+            ),
+        ),
+        (
+            "role admin, signed",
+            sign(Algorithm::HS256, secret, &with("role", json!("admin"))),
+        ),
+        (
+            "a later token version, signed",
+            sign(Algorithm::HS256, secret, &with("ver", json!(ver + 1))),
+        ),
+        (
+            "no token version, signed",
+            sign(Algorithm::HS256, secret, &no_ver),
+        ),
+        (
+            "an unknown user, signed",
+            sign(Algorithm::HS256, secret, &with("sub", json!("nobody"))),
+        ),
+    ]
 }

@@ -189,6 +189,14 @@ async fn refused_connections_get_authentication_failed() {
         ("a full meeting", cleo.clone(), c.meeting.clone()),
         ("an unknown meeting", cleo.clone(), "no-such-meeting".into()),
     ];
+    let cases: Vec<(&str, String, String)> = cases
+        .into_iter()
+        .chain(
+            crate::common::forged_tokens(&c.host.1, &server.jwt_secret())
+                .into_iter()
+                .map(|(why, token)| (why, token, c.meeting.clone())),
+        )
+        .collect();
     for kind in [Kind::Node, Kind::Python] {
         let mut client = Client::spawn(kind).await;
         for (why, token, meeting) in &cases {
@@ -755,6 +763,87 @@ async fn a_flooding_client_is_throttled_then_disconnected() {
         (5..=6).contains(&relayed),
         "the burst (and at most one refill) was relayed: {relayed}"
     );
+}
+
+/// A socket keeps the identity it connected with, so an account whose tokens stop working
+/// must lose its sockets too: in a meeting or not, every one of them, and nobody else's.
+#[tokio::test]
+async fn a_revoked_accounts_sockets_close_wherever_they_are() {
+    use reqwest::Method;
+    let c = class(|_| {}).await;
+    let server = &c.server;
+    let [(ana_id, ana_token), (_, ben_token), (_, cleo_token)] =
+        [0, 1, 2].map(|i| c.students[i].clone());
+    let connect = |token: String, meeting: Option<String>| async move {
+        let mut client = Client::spawn(Kind::NodeWebsocket).await;
+        client
+            .connect(&server.base, AuthForm::Object, &token, meeting.as_deref())
+            .await
+            .expect("connects");
+        client
+    };
+    let meeting = Some(c.meeting.clone());
+    let mut host = connect(c.host.1.clone(), meeting.clone()).await;
+    let mut ana_in = connect(ana_token.clone(), meeting.clone()).await;
+    let mut ana_out = connect(ana_token.clone(), None).await;
+    let mut ben = connect(ben_token.clone(), None).await;
+    let mut cleo = connect(cleo_token.clone(), meeting.clone()).await;
+
+    // The host gives ana a new password: both of her sockets close, nobody else's.
+    let put = server
+        .call(
+            Method::PUT,
+            &format!("/api/host/students/{ana_id}"),
+            Some(&c.host.1),
+            Some(json!({"password": "a-brand-new-password"})),
+        )
+        .await;
+    put.expect(200);
+    for ana in [&mut ana_in, &mut ana_out] {
+        let reason = ana.disconnected().await;
+        assert_eq!(reason, "io server disconnect", "{reason}");
+    }
+    // Her old token cannot bring a socket back.
+    let mut again = Client::spawn(Kind::NodeWebsocket).await;
+    let refused = again
+        .connect(&server.base, AuthForm::Object, &ana_token, None)
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    // Ben changes his own password: his socket (no meeting) closes; his new token connects.
+    let changed = server
+        .call(
+            Method::PUT,
+            "/api/auth/change-password",
+            Some(&ben_token),
+            Some(json!({"currentPassword": "ben-password", "newPassword": "ben-new-password"})),
+        )
+        .await;
+    let new_token = changed.expect(200)["token"]
+        .as_str()
+        .expect("new token")
+        .to_owned();
+    assert_eq!(ben.disconnected().await, "io server disconnect");
+    connect(new_token, None).await;
+
+    // Still connected: the host and cleo are answered (an event the server does not know).
+    for client in [&mut host, &mut cleo] {
+        let answer = client.call("are-you-there", json!({})).await;
+        assert_eq!(answer["code"], "unknown_event", "{answer}");
+    }
+    // The admin disables the host: the host's socket and its student cleo's close.
+    let disabled = server
+        .call(
+            Method::PUT,
+            &format!("/api/admin/hosts/{}", c.host.0),
+            Some(&server.admin),
+            Some(json!({"isActive": false})),
+        )
+        .await;
+    disabled.expect(200);
+    for client in [&mut host, &mut cleo] {
+        assert_eq!(client.disconnected().await, "io server disconnect");
+    }
 }
 
 #[tokio::test]

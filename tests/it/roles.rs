@@ -232,6 +232,25 @@ async fn every_route_for_every_caller() {
         ),
     ];
 
+    // Forged from the host's token: every route refuses each with 401, as it does no token.
+    let forged = crate::common::forged_tokens(&host, &t.jwt_secret());
+    for c in &cases {
+        for (why, token) in &forged {
+            let r = t
+                .call(c.method.clone(), &c.path, Some(token), c.body.clone())
+                .await;
+            assert_eq!(
+                r.status.as_u16(),
+                401,
+                "{} {} with {why}: {}",
+                c.method,
+                c.path,
+                r.body
+            );
+            assert_eq!(r.code(), "unauthorized");
+        }
+    }
+
     // Every caller but "expired", whose turn comes below once the clock has moved.
     for c in &cases {
         for (i, who) in CALLERS.iter().enumerate() {

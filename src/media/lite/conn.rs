@@ -11,7 +11,9 @@ use rand::distr::{Alphanumeric, SampleString};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnectionBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -175,24 +177,30 @@ pub fn build(
         .build(now)
         .map_err(|e| e.to_string())?;
     for addr in advertised {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(|e| e.to_string())?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
+        pc.add_local_candidate(host_candidate(*addr)?)
             .map_err(|e| e.to_string())?;
-        pc.add_local_candidate(init).map_err(|e| e.to_string())?;
     }
     Ok(pc)
+}
+
+/// A host candidate at `addr`, as `add_local_candidate` takes it: a sans-IO connection
+/// gathers nothing itself, so each address its socket is reached at is added this way.
+pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, String> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(|e| e.to_string())?;
+    RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(|e| e.to_string())
 }
 
 /// Holds the client's own lines without a sender (its microphone's, and any it offered to

@@ -11,6 +11,10 @@ pub mod demux;
 mod io;
 pub mod shard;
 
+/// What a sans-IO connection of the generator's (bench/sfu_lite.rs) is built with, as the
+/// server's are.
+pub use conn::{audio_track, host_candidate};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
