@@ -85,6 +85,18 @@ impl From<surrealdb::Error> for Error {
     }
 }
 
+/// What `disk_full` says.
+pub const DISK_FULL: &str = "The server's disk is full: nothing can be saved until space is freed";
+
+/// Whether a failure's text (an I/O error, as the database or the storage passes it on) is
+/// the file system's `ENOSPC` or `EDQUOT`.
+pub fn disk_full(error: &str) -> bool {
+    error.contains("No space left on device")
+        || error.contains("os error 28")
+        || error.contains("Disk quota exceeded")
+        || error.contains("os error 122")
+}
+
 /// An error as the contract answers it: `{"status":"error","code","message"}` with this HTTP
 /// status (and `errors` for validation, `Retry-After` for rate limits).
 #[derive(Debug)]
@@ -182,8 +194,12 @@ impl From<Error> for ApiError {
                 Self::new(S::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string())
             }
             e @ (Error::Storage(_) | Error::Database(_) | Error::Internal(_)) => {
-                // Logged in full here, answered generically.
+                // Logged in full here, answered generically: but a full disk is said, as it
+                // lasts until an operator frees space.
                 tracing::error!(error = %e, "request failed");
+                if disk_full(&e.to_string()) {
+                    return Self::new(S::SERVICE_UNAVAILABLE, "disk_full", DISK_FULL);
+                }
                 Self::new(
                     S::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -191,5 +207,25 @@ impl From<Error> for ApiError {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_said_other_failures_are_not() {
+        let full = std::io::Error::from_raw_os_error(28).to_string();
+        for e in [
+            Error::Database(format!("IO error: {full}")),
+            Error::Storage(full.clone()),
+            Error::Internal("write manifest: Disk quota exceeded (os error 122)".into()),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (503, "disk_full"));
+        }
+        let api = ApiError::from(Error::Database("connection refused".into()));
+        assert_eq!((api.status.as_u16(), api.code), (503, "unavailable"));
     }
 }

@@ -1,5 +1,6 @@
 //! The listener, and what every request goes through before and after its route: the client
-//! address, the global rate limit, the body limit, CORS, the security headers and the access log.
+//! address, the global rate limit, the body limit, CORS, the security headers and the access log
+//! (Socket.IO's requests too, in [`Front`]: all but the body limit, which Socket.IO sets itself).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -49,7 +51,9 @@ impl AppService {
 
 /// The outermost, per-connection service: stamps the peer address on each request (the
 /// services inside are built once and shared by all connections, as Socket.IO sessions span
-/// connections) and lets allowed origins read Socket.IO's polling responses.
+/// connections). Socket.IO's answers, which never reach [`AppService`], get here what every
+/// answer gets: the security headers, CORS for allowed origins, the access log and the status
+/// counters; and a Socket.IO handshake counts against its address's rate limit.
 #[derive(Clone)]
 struct Front<S> {
     inner: S,
@@ -57,12 +61,24 @@ struct Front<S> {
     state: Arc<HttpState>,
 }
 
+type FrontBody = UnsyncBoxBody<Bytes, BoxError>;
+
+fn boxed<R>(res: http::Response<R>) -> http::Response<FrontBody>
+where
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
+{
+    res.map(|b| b.map_err(Into::into).boxed_unsync())
+}
+
 impl<S, B, R> tower::Service<Request<B>> for Front<S>
 where
     S: tower::Service<Request<B>, Response = http::Response<R>>,
     S::Future: Send + 'static,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
 {
-    type Response = http::Response<R>;
+    type Response = http::Response<FrontBody>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
@@ -72,22 +88,26 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         req.extensions_mut().insert(ClientAddr(self.peer));
-        let socketio = req
-            .uri()
-            .path()
-            .starts_with(self.state.services.config.socketio_path.as_str());
+        let config = &self.state.services.config;
+        if !socketio_path(req.uri().path(), &config.socketio_path) {
+            let fut = self.inner.call(req);
+            return Box::pin(async move { Ok(boxed(fut.await?)) });
+        }
+        let started = Instant::now();
+        let ip = client_ip(self.peer, req.headers(), config.http.trust_forwarded_for);
+        let method = req.method().clone();
+        let path = tracing::enabled!(target: "meet::access", tracing::Level::INFO)
+            .then(|| req.uri().path().to_owned());
         let origin = req
             .headers()
             .get(header::ORIGIN)
-            .filter(|o| {
-                socketio && origin_allowed(&self.state.services.config.http.cors_origins, o)
-            })
+            .filter(|o| origin_allowed(&config.http.cors_origins, o))
             .cloned();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
+        let state = Arc::clone(&self.state);
+        let finish = move |mut res: http::Response<FrontBody>| {
+            let h = res.headers_mut();
+            security_headers(&state, h);
             if let Some(origin) = origin {
-                let h = res.headers_mut();
                 h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -95,8 +115,64 @@ where
                 );
                 h.append(header::VARY, HeaderValue::from_static("origin"));
             }
-            Ok(res)
-        })
+            log_response(&state, &res, &method, path.as_deref(), ip, started);
+            res
+        };
+        // A handshake opens a session; the requests of a session (polling exchanges, the
+        // websocket upgrade) carry its `sid` and are not counted, as a polling client makes
+        // one per exchange.
+        let handshake = !req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("sid=")));
+        if handshake && let Some(retry) = self.state.limiter.request(ip) {
+            let res = boxed(ApiError::rate_limited(retry.as_secs()).into_response());
+            return Box::pin(async move { Ok(finish(res)) });
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move { Ok(finish(boxed(fut.await?))) })
+    }
+}
+
+/// Whether Socket.IO's layer takes a request for `path` (engineioxide's own rule: its path,
+/// or below it).
+fn socketio_path(path: &str, socketio: &str) -> bool {
+    path.strip_prefix(socketio)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || socketio.ends_with('/'))
+}
+
+/// The headers of every answer (API.md, "Headers on every response").
+fn security_headers(state: &HttpState, h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
+    h.insert(COOP, HeaderValue::from_static("same-origin"));
+    if let Some(hsts) = &state.hsts {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+}
+
+/// Counts the answer's status and writes its access log line: the path only, as query
+/// strings and headers can carry tokens and are never logged.
+fn log_response<R>(
+    state: &HttpState,
+    res: &http::Response<R>,
+    method: &Method,
+    path: Option<&str>,
+    ip: IpAddr,
+    started: Instant,
+) {
+    let status = res.status().as_u16();
+    state.metrics.response(status);
+    if let Some(path) = path {
+        tracing::info!(target: "meet::access", %ip, %method, path, status, micros = started.elapsed().as_micros() as u64);
     }
 }
 
@@ -213,20 +289,7 @@ impl AppService {
         started: Instant,
     ) -> Response {
         let h = res.headers_mut();
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        h.insert(header::CONTENT_SECURITY_POLICY, self.state.csp.clone());
-        h.insert(COOP, HeaderValue::from_static("same-origin"));
-        if let Some(hsts) = &self.state.hsts {
-            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-        }
+        security_headers(&self.state, h);
         if let Some(origin) = cors_origin {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             h.insert(
@@ -239,12 +302,7 @@ impl AppService {
             );
             h.append(header::VARY, HeaderValue::from_static("origin"));
         }
-        let status = res.status().as_u16();
-        self.state.metrics.response(status);
-        // The path only: query strings and headers can carry tokens and are never logged.
-        if let Some(path) = path {
-            tracing::info!(target: "meet::access", %ip, %method, path, status, micros = started.elapsed().as_micros() as u64);
-        }
+        log_response(&self.state, &res, method, path, ip, started);
         res
     }
 }
@@ -353,5 +411,26 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections were still open after the shutdown grace period");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_io_takes_its_path_and_what_is_below_it_only() {
+        for (path, taken) in [
+            ("/ws", true),
+            ("/ws/", true),
+            ("/ws/x", true),
+            ("/wsx", false),
+            ("/api/ws", false),
+            ("/", false),
+        ] {
+            assert_eq!(socketio_path(path, "/ws"), taken, "{path}");
+        }
+        assert!(socketio_path("/ws/x", "/ws/"));
+        assert!(!socketio_path("/ws", "/ws/"));
     }
 }

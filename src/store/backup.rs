@@ -45,6 +45,7 @@ impl Store {
     /// Replaces every row with the backup's (`text`, written to `scratch` for SurrealDB's
     /// import, which reads a file), then brings the schema up to this version.
     pub async fn restore(&self, text: &str, scratch: &std::path::Path) -> Result<()> {
+        self.room()?;
         let _writing = self.writing();
         tokio::fs::write(scratch, text)
             .await

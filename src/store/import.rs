@@ -109,6 +109,7 @@ impl Store {
 
     /// A username already taken is a `username_taken` conflict, and nothing is written.
     pub async fn import_user(&self, u: ImportedUser, at: DateTime<Utc>) -> Result<()> {
+        self.room()?;
         let sql = format!(
             "BEGIN;
              CREATE type::record('user', $id) SET username = $username, username_key = $key,
@@ -146,6 +147,7 @@ impl Store {
     }
 
     pub async fn import_meeting(&self, m: ImportedMeeting, at: DateTime<Utc>) -> Result<()> {
+        self.room()?;
         let _writing = self.writing();
         let participants: Vec<ParticipantParam> = m
             .participants
@@ -197,6 +199,7 @@ impl Store {
     }
 
     pub async fn import_recording(&self, r: ImportedRecording, at: DateTime<Utc>) -> Result<()> {
+        self.room()?;
         let sql = format!(
             "BEGIN;
              CREATE type::record('recording', $id) SET meeting_id = $meeting, meeting_topic = $topic,

@@ -69,6 +69,7 @@ const RECOUNT: &str = "UPDATE type::record('meeting', $m) SET participant_count 
 
 impl Store {
     pub async fn create_meeting(&self, m: NewMeeting) -> Result<MeetingRow> {
+        self.room()?;
         let _writing = self.writing();
 
         let sql = format!(
@@ -193,6 +194,7 @@ impl Store {
         p: &ParticipantRow,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.room()?;
         let _writing = self.writing();
 
         let sql = format!(
@@ -323,6 +325,7 @@ impl Store {
     }
 
     pub async fn set_muted(&self, meeting_id: &str, user_id: &str, muted: bool) -> Result<()> {
+        self.room()?;
         let _writing = self.writing();
 
         self.db
@@ -369,6 +372,7 @@ impl Store {
         mode: &str,
         private_participant_id: Option<String>,
     ) -> Result<Option<MeetingRow>> {
+        self.room()?;
         let _writing = self.writing();
 
         let sql = format!(
@@ -392,6 +396,7 @@ impl Store {
         id: &str,
         recording: Option<(String, bool, DateTime<Utc>)>,
     ) -> Result<()> {
+        self.room()?;
         let _writing = self.writing();
         let (rid, private, start) = match recording {
             Some((r, p, s)) => (Some(r), Some(p), Some(s)),

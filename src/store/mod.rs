@@ -37,9 +37,16 @@ pub enum OpenError {
     Schema(String),
 }
 
+/// Writes that add to the database are refused (`disk_full`) while its folder's file system
+/// has less than this free, so that the database does not meet a full disk in the middle of a
+/// write: on one, SurrealDB fails some writes at once and lets others wait for ever.
+pub const MIN_FREE_BYTES: u64 = 8 << 20;
+
 #[derive(Clone)]
 pub struct Store {
     db: Surreal<Any>,
+    /// The database's folder (`surrealkv://DIR`), whose free space [`Store::room`] checks.
+    dir: Option<std::path::PathBuf>,
     /// Present when this process is the database's only writer.
     cache: Option<std::sync::Arc<cache::ReadCache>>,
 }
@@ -83,6 +90,9 @@ impl Store {
         let owned = url.starts_with("surrealkv://") || url.starts_with("mem://");
         let store = Self {
             db,
+            dir: url
+                .strip_prefix("surrealkv://")
+                .map(std::path::PathBuf::from),
             cache: owned.then(std::sync::Arc::default),
         };
         schema::apply(&store.db)
@@ -145,6 +155,22 @@ impl Store {
     /// Taken before every write to meetings or participants: when it drops — after the write,
     /// after an error, or when the caller's future is dropped mid-query — nothing read before
     /// is served again.
+    /// `Err(disk_full)` when the database's file system is nearly full ([`MIN_FREE_BYTES`]).
+    fn room(&self) -> Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        match nix::sys::statvfs::statvfs(dir.as_path()) {
+            Ok(fs) if fs.blocks_available().saturating_mul(fs.fragment_size()) < MIN_FREE_BYTES => {
+                Err(Error::Unavailable {
+                    code: "disk_full",
+                    message: crate::error::DISK_FULL.into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn writing(&self) -> WriteGuard<'_> {
         WriteGuard(self)
     }

@@ -64,6 +64,7 @@ pub struct NewRecording {
 
 impl Store {
     pub async fn create_recording(&self, r: NewRecording) -> Result<RecordingRow> {
+        self.room()?;
         let sql = format!(
             "CREATE type::record('recording', $id) SET meeting_id = $meeting, meeting_topic = $topic, host_id = $host, \
              host_name = $host_name, is_private = $private, student_id = $student, status = 'recording', \
@@ -153,6 +154,7 @@ impl Store {
 
     /// Adds a listener to a running recording's audience.
     pub async fn add_recording_participant(&self, id: &str, user_id: &str) -> Result<()> {
+        self.room()?;
         self.db
             .query("UPDATE type::record('recording', $id) SET participant_ids = array::union(participant_ids, [$u]) RETURN NONE")
             .bind(("id", id.to_owned()))

@@ -44,6 +44,7 @@ pub struct UserUpdate {
 
 impl Store {
     pub async fn create_user(&self, u: NewUser) -> Result<UserRow> {
+        self.room()?;
         let sql = format!(
             "CREATE ONLY type::record('user', $id) SET username = $username, username_key = $key, \
              password_hash = $hash, role = $role, is_active = true, host_id = $host_id, token_version = 0, \
@@ -124,6 +125,7 @@ impl Store {
         update: UserUpdate,
         now: DateTime<Utc>,
     ) -> Result<Option<UserRow>> {
+        self.room()?;
         let mut sets = vec!["updated_at = $now"];
         if update.username.is_some() {
             sets.push("username = $username, username_key = $key");
@@ -175,6 +177,7 @@ impl Store {
         new: String,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        self.room()?;
         let changed: Vec<String> = self
             .db
             .query(

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod compat;
 mod crash;
+mod faults;
 mod flows;
 mod import;
 mod limits;

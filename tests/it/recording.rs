@@ -535,10 +535,13 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
     }
 
     let m = c.meeting.clone();
+    // The recording's time 0 is somewhere in this request, between t0 and t1: a moment is at
+    // most `late` and at least `early` on the file's timeline.
     let t0 = Instant::now();
     let id = start_recording(&c).await;
+    let t1 = Instant::now();
     // Ana sends 2 s of PCM in 20 ms messages, pauses 1.5 s, sends 1.5 s more, at the pace of
-    // a microphone.
+    // a microphone (or slower, when the machine is busy: the file keeps to the clock).
     let sender = tokio::spawn(async move {
         let mut spans = Vec::new();
         let mut sample = 0;
@@ -547,7 +550,7 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(1_500)).await;
             }
-            let from = t0.elapsed().as_secs_f64();
+            let from = Instant::now();
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             for _ in 0..frames {
                 tick.tick().await;
@@ -557,7 +560,7 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
                 sample += 882;
                 seq += 1;
             }
-            spans.push((from, t0.elapsed().as_secs_f64()));
+            spans.push((from, Instant::now()));
         }
         (ana, spans)
     });
@@ -598,7 +601,18 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
         t_stop,
         "decoded, ana",
     );
+    let late = |i: Instant| (i - t0).as_secs_f64();
+    let early = |i: Instant| (i - t1).as_secs_f64();
     let ((a0, a1), (b0, b1)) = (spans[0], spans[1]);
+    // Within each span, and within the pause.
+    let (a0, a1, pause0, pause1, b0, b1) = (
+        late(a0),
+        early(a1),
+        late(a1),
+        early(b0),
+        late(b0),
+        early(b1),
+    );
     tones_in(
         &j,
         a0 + 0.4,
@@ -607,7 +621,7 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
         &[440.0],
         "ana, first span",
     );
-    silent(&j, a1 + 0.4, b0 - 0.4, "ana, her pause");
+    silent(&j, pause0 + 0.4, pause1 - 0.4, "ana, her pause");
     tones_in(
         &j,
         b0 + 0.4,
@@ -624,8 +638,8 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
     tones_in(&j, a0 + 0.4, a1 - 0.3, &[440.0, 660.0], &[], "mix, both");
     tones_in(
         &j,
-        a1 + 0.4,
-        b0 - 0.4,
+        pause0 + 0.4,
+        pause1 - 0.4,
         &[440.0],
         &[660.0],
         "mix, the host alone",

@@ -1,7 +1,7 @@
 //! A WebRTC participant written with the `webrtc` crate, signalling through a real
 //! `socket.io-client` (Node): it sends Opus-sized RTP from its microphone track every 20 ms
 //! and records, per speaker (the MediaStream id of each stream the server offers), how many
-//! packets arrived and when the last one did.
+//! packets arrived, and on which SSRCs.
 
 #![allow(dead_code)]
 
@@ -32,7 +32,6 @@ use crate::sio::{AuthForm, Client, Kind};
 #[derive(Debug, Clone, Default)]
 pub struct Heard {
     pub packets: u64,
-    pub last: Option<Instant>,
     /// The SSRCs the packets came with (one per server stream).
     pub ssrcs: Vec<u32>,
 }
@@ -282,10 +281,6 @@ impl Participant {
         self.heard().get(user).map_or(0, |h| h.packets)
     }
 
-    pub fn last_from(&self, user: &str) -> Option<Instant> {
-        self.heard().get(user).and_then(|h| h.last)
-    }
-
     /// The socket events `name` received so far, with their arrival times.
     pub fn events(&self, name: &str) -> Vec<(Value, Instant)> {
         self.events
@@ -401,7 +396,6 @@ async fn receive(
                             let mut all = heard.lock().expect("heard");
                             let h = all.entry(speaker.clone()).or_default();
                             h.packets += 1;
-                            h.last = Some(Instant::now());
                             if !h.ssrcs.contains(&p.header.ssrc) {
                                 h.ssrcs.push(p.header.ssrc);
                             }

@@ -14,12 +14,19 @@ async fn security_headers_on_every_response() {
         (Method::GET, "/nope"),
         (Method::POST, "/api/auth/login"),
         (Method::GET, "/api/auth/profile"),
+        (Method::GET, "/api/recordings/nope/audio"),
+        // Socket.IO's answers, which its own layer makes: a handshake, a session it does not
+        // know, a request it refuses.
+        (Method::GET, "/ws/?EIO=4&transport=polling"),
+        (Method::GET, "/ws/?EIO=4&transport=polling&sid=nope"),
+        (Method::POST, "/ws/?EIO=3&transport=polling"),
     ] {
         let r = t.call(method, path, None, None).await;
         let h = &r.headers;
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin");
         assert!(
             h["content-security-policy"]
                 .to_str()
@@ -185,6 +192,54 @@ async fn the_global_rate_limit_answers_429_with_retry_after() {
     let r = t.call(Method::GET, "/healthz", None, None).await;
     assert_eq!((r.status.as_u16(), r.code()), (429, "rate_limited"));
     assert!(r.headers.contains_key("retry-after"));
+    // A Socket.IO handshake from the same address is refused alike.
+    let r = t
+        .call(Method::GET, "/ws/?EIO=4&transport=polling", None, None)
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (429, "rate_limited"),
+        "{}",
+        r.body
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn socket_io_sessions_count_once_against_the_rate_limit() {
+    let t = TestServer::start_with(|c| c.http.requests_per_window = 30).await;
+    // A polling session: its handshake counts, its exchanges do not (a polling client makes
+    // one a message).
+    let open = t
+        .call(Method::GET, "/ws/?EIO=4&transport=polling", None, None)
+        .await;
+    assert_eq!(open.status.as_u16(), 200, "{}", open.body);
+    let text = open.body.as_str().expect("an Engine.IO packet");
+    let sid = serde_json::from_str::<serde_json::Value>(text.trim_start_matches('0'))
+        .expect("open packet")["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    // The admin login and the handshake used 2 of 30; 40 pings of the session's use none.
+    for _ in 0..40 {
+        let r = t
+            .client
+            .post(t.url(&format!("/ws/?EIO=4&transport=polling&sid={sid}")))
+            .body("3")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let mut ok = 0;
+    for _ in 0..28 {
+        let r = t.call(Method::GET, "/healthz", None, None).await;
+        ok += usize::from(r.status.as_u16() == 200);
+    }
+    assert_eq!(ok, 28);
+    let r = t.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status.as_u16(), 429);
 }
 
 #[tokio::test]

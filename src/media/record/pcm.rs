@@ -1,8 +1,10 @@
 //! Relay audio (Int16 PCM at the client's rate) made into Opus packets for a speaker's file,
 //! with RTP-like counters so the track places them like forwarded packets: 20 ms frames at
 //! 48 kHz (resampled when the client's rate is another), contiguous timestamps while audio
-//! flows, and a timestamp jump over a pause (the client stopped sending), which the track
-//! writes as silence, as it does for DTX.
+//! flows, and a timestamp jump where the audio received falls behind the clock by more than
+//! [`GAP`]: a pause (the client stopped sending) or a client that sends slower than it plays.
+//! The track writes the jump as silence, as it does for DTX, so the speaker's audio stays
+//! within [`GAP`] of when it arrived and in step with the other speakers of the mix.
 
 use std::io;
 use std::time::Duration;
@@ -14,7 +16,8 @@ use super::mix::Encoding;
 use super::track::Rtp;
 
 const FRAME: usize = 960;
-/// A pause longer than this between what was received and what arrives is a gap in time.
+/// Audio that arrives this much later than the end of what was received before starts after a
+/// gap in time.
 const GAP: Duration = Duration::from_millis(200);
 
 pub struct PcmEncoder {
@@ -29,8 +32,13 @@ pub struct PcmEncoder {
     ssrc: u32,
     seq: u16,
     timestamp: u32,
-    /// When the audio received so far would end, had it been played as it came.
+    /// Where the audio received so far ends on the recording's timeline (what the timestamps
+    /// say, since the first push): contiguous audio is placed after it however late it comes.
     until: Option<Duration>,
+}
+
+fn samples_48k(n: usize) -> Duration {
+    Duration::from_secs_f64(n as f64 / 48_000.0)
 }
 
 fn codec(e: impl std::fmt::Display) -> io::Error {
@@ -71,21 +79,24 @@ impl PcmEncoder {
     pub fn push(&mut self, samples: &[i16], at: Duration) -> io::Result<Vec<Rtp>> {
         let mut out = Vec::new();
         let length = Duration::from_secs_f64(samples.len() as f64 / f64::from(self.rate));
-        if let Some(until) = self.until
+        if let Some(mut until) = self.until
             && at > until + GAP
         {
-            // A pause: what is pending is sent as it is, and time jumps over the gap.
+            // A pause, or audio that came slower than it plays: what is pending is sent as it
+            // is (its padding is time too), and time jumps to the clock.
             if !self.frame.is_empty() {
+                until += samples_48k(FRAME - self.frame.len());
                 self.frame.resize(FRAME, 0.0);
                 self.encode(at, &mut out)?;
             }
-            let gap = (at - until).as_secs_f64() * 48_000.0;
+            let gap = at.saturating_sub(until).as_secs_f64() * 48_000.0;
             let frames = (gap / FRAME as f64).round() as u32;
             self.timestamp = self
                 .timestamp
                 .wrapping_add(frames.wrapping_mul(FRAME as u32));
+            self.until = Some(until + samples_48k(frames as usize * FRAME));
         }
-        self.until = Some(self.until.map_or(at, |u| u.max(at)) + length);
+        self.until = Some(self.until.unwrap_or(at) + length);
         let floats = samples.iter().map(|&s| f32::from(s) / 32_768.0);
         match &mut self.resampler {
             None => {
@@ -177,6 +188,31 @@ mod tests {
         assert_eq!(after[0].seq, last.seq.wrapping_add(1));
         let jump = after[0].timestamp.wrapping_sub(last.timestamp);
         assert!((48_000..=49_920).contains(&jump), "jump {jump}");
+    }
+
+    #[test]
+    fn a_client_slower_than_real_time_stays_in_step_with_the_clock() {
+        // 20 ms of audio every 30 ms for 3 s: 2 s of audio over 3 s. The timestamps must keep
+        // up with the arrivals (within GAP and a frame), not run 1 s behind them.
+        let mut e = PcmEncoder::new(48_000, TEST).expect("encoder");
+        let mut packets = Vec::new();
+        for i in 0..100u64 {
+            let at = Duration::from_millis(i * 30);
+            packets.extend(e.push(&tone(48_000, 440.0, 0, 960), at).expect("push"));
+        }
+        let first = packets.first().expect("packets").clone();
+        for p in &packets {
+            let placed = f64::from(p.timestamp.wrapping_sub(first.timestamp)) / 48_000.0;
+            let lag = p.at.as_secs_f64() - placed;
+            assert!(
+                (-0.021..=0.221).contains(&lag),
+                "packet {} placed at {placed:.3} s, arrived at {:.3} s",
+                p.seq.wrapping_sub(first.seq),
+                p.at.as_secs_f64()
+            );
+        }
+        // Nothing is lost or padded: a packet a message.
+        assert_eq!(packets.len(), 100);
     }
 
     #[test]
