@@ -42,6 +42,15 @@ pub fn caller(
 
 /// The caller when the request has an `Authorization` header (which must then be valid), or
 /// `None`: for the audio route, which also plays signed links.
+/// The token of an `Authorization: Bearer <token>` header (`bearer` too), if it holds one.
+pub fn bearer(header: &str) -> Option<&str> {
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 pub fn caller_if_any(
     state: Arc<HttpState>,
 ) -> impl Filter<Extract = (Option<Arc<Identity>>,), Error = Rejection> + Clone {
@@ -51,14 +60,9 @@ pub fn caller_if_any(
             let Some(header) = header else {
                 return Ok(None);
             };
-            let token = header
-                .strip_prefix("Bearer ")
-                .or_else(|| header.strip_prefix("bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    ApiError::from(crate::error::Error::Unauthorized).into_rejection()
-                })?;
+            let token = bearer(&header).ok_or_else(|| {
+                ApiError::from(crate::error::Error::Unauthorized).into_rejection()
+            })?;
             state
                 .services
                 .authenticate(token)

@@ -1,4 +1,5 @@
-//! `/socket-health`, `/healthz`, `/readyz` and `/metrics`.
+//! `/socket-health`, `/healthz`, `/readyz`, `/metrics`, and the API's own description at
+//! `/api/openapi.json`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -12,6 +13,50 @@ use warp::{Filter, Reply};
 use super::error::ApiError;
 use super::extract::{client_ip, state};
 use super::{HttpState, Response};
+
+/// The OpenAPI 3.1 description of every REST route: docs/openapi.json, checked against the
+/// routes by `tests/it/openapi.rs` and fuzzed from by schemathesis there.
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// The methods the description gives the route of `path` (`Allow` of a `405`), in its order:
+/// a literal segment of a route wins over another route's parameter.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    type Route = (Vec<String>, String);
+    static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        let mut routes: Vec<Route> = spec["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(template, item)| {
+                let methods: Vec<String> = ["get", "post", "put", "delete"]
+                    .into_iter()
+                    .filter(|m| item.get(*m).is_some())
+                    .map(str::to_uppercase)
+                    .collect();
+                (
+                    template.split('/').map(str::to_owned).collect(),
+                    methods.join(", "),
+                )
+            })
+            .collect();
+        // Fewer parameters first.
+        routes.sort_by_key(|(segments, _)| segments.iter().filter(|s| s.starts_with('{')).count());
+        routes
+    });
+    let parts: Vec<&str> = path.split('/').collect();
+    routes
+        .iter()
+        .find(|(segments, _)| {
+            segments.len() == parts.len()
+                && segments
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s.starts_with('{') || s == p)
+        })
+        .map(|(_, methods)| methods.as_str())
+}
 
 pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
     let socket_health = warp::path!("socket-health")
@@ -32,6 +77,11 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
                 ),
                 Err(e) => ApiError::from(e).into_response(),
             })
+        });
+    let openapi = warp::path!("api" / "openapi.json")
+        .and(warp::get())
+        .map(|| {
+            warp::reply::with_header(OPENAPI, "content-type", "application/json").into_response()
         });
     let healthz = warp::path!("healthz")
         .and(warp::get())
@@ -64,7 +114,7 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
         .and_then(
             |s: Arc<HttpState>, ip: IpAddr, auth: Option<String>| async move {
                 let allowed = ip.is_loopback()
-                    || match auth.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
+                    || match auth.as_deref().and_then(super::extract::bearer) {
                         Some(token) => s
                             .services
                             .authenticate(token)
@@ -86,6 +136,8 @@ pub fn routes(s: &Arc<HttpState>) -> BoxedFilter<(Response,)> {
             },
         );
     socket_health
+        .or(openapi)
+        .unify()
         .or(healthz)
         .unify()
         .or(readyz)

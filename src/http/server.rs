@@ -210,6 +210,7 @@ impl AppService {
         let ip = client_ip(peer, req.headers(), http.trust_forwarded_for);
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(ClientIp(ip));
+        let uri = parts.uri.clone();
         let method = parts.method.clone();
         // Captured only when the access log is on; the path only, never the query string.
         let path = tracing::enabled!(target: "meet::access", tracing::Level::INFO)
@@ -243,7 +244,7 @@ impl AppService {
             let Ok(collected) = collect.await else {
                 let res = ApiError::bad_request("The request body took too long to arrive")
                     .into_response();
-                return self.finish(res, None, &method, path.as_deref(), ip, started);
+                return self.finish(res, &uri, None, &method, path.as_deref(), ip, started);
             };
             match collected {
                 Ok(collected) => {
@@ -263,6 +264,7 @@ impl AppService {
         };
         self.finish(
             response,
+            &uri,
             origin.filter(|_| cors_ok),
             &method,
             path.as_deref(),
@@ -279,15 +281,24 @@ impl AppService {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         mut res: Response,
+        uri: &http::Uri,
         cors_origin: Option<HeaderValue>,
         method: &Method,
         path: Option<&str>,
         ip: IpAddr,
         started: Instant,
     ) -> Response {
+        if res.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(allow) = super::health::allowed_methods(uri.path())
+        {
+            // RFC 9110: a 405 names the methods the route has.
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         let h = res.headers_mut();
         security_headers(&self.state, h);
         if let Some(origin) = cors_origin {

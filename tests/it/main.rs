@@ -10,6 +10,7 @@ mod faults;
 mod flows;
 mod import;
 mod limits;
+mod openapi;
 mod realtime;
 mod recorder;
 mod recording;

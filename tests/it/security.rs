@@ -277,3 +277,34 @@ async fn parallel_password_guesses_count_too() {
         .count();
     assert_eq!((wrong, refused), (10, 6));
 }
+
+#[tokio::test]
+async fn metrics_are_for_loopback_and_administrators_only() {
+    let t = TestServer::start_with(|c| c.http.trust_forwarded_for = true).await;
+    let (_, host) = t.host("hosta").await;
+    let from_afar = |auth: Option<String>| {
+        let mut req = t
+            .client
+            .get(t.url("/metrics"))
+            .header("x-forwarded-for", "203.0.113.9");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { TestServer::reply(req.send().await.expect("metrics")).await }
+    };
+    for (auth, want) in [
+        (None, 403),
+        (Some(format!("Bearer {host}")), 403),
+        (Some("Bearer not-a-jwt".to_owned()), 403),
+        (Some(format!("Bearer {}", t.admin)), 200),
+        (Some(format!("bearer {}", t.admin)), 200),
+    ] {
+        let r = from_afar(auth.clone()).await;
+        assert_eq!(r.status.as_u16(), want, "{auth:?}: {}", r.body);
+        if want == 403 {
+            assert_eq!(r.code(), "forbidden");
+        }
+    }
+    let local = t.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(local.status.as_u16(), 200);
+}
