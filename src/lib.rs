@@ -9,6 +9,8 @@ pub mod config;
 pub mod control;
 pub mod domain;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod fuzzing;
 pub mod http;
 pub mod jobs;
 pub mod media;

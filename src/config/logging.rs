@@ -34,6 +34,15 @@ pub(super) fn validate(raw: RawLogging) -> Result<LoggingConfig, ConfigError> {
         Some(_) => return Err(key_err("logging.format", "expected \"text\" or \"json\"")),
     };
     let level = text_or(raw.level, DEFAULT_LOG_LEVEL);
+    // tracing-subscriber's directive parser slices its input by byte offsets and panics inside
+    // a multi-byte character (` 𖭽=`: found by the fuzz tests); a filter is module paths,
+    // levels and field values, ASCII in practice, so anything else is refused before it.
+    if !level.is_ascii() {
+        return Err(key_err(
+            "logging.level",
+            "must be ASCII: a level or filter (e.g. \"info\", \"meet=debug\")",
+        ));
+    }
     if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
         return Err(key_err(
             "logging.level",

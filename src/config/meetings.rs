@@ -5,7 +5,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::values::{Text, key_err, positive};
+use super::values::{Text, key_err, positive, within};
 use crate::domain::meetings::MeetingLimits;
 
 #[derive(Debug, Default, Deserialize)]
@@ -17,6 +17,9 @@ pub struct RawMeetings {
     pub time_zone: Option<Text>,
     pub archive_after_hours: Option<u64>,
 }
+
+/// The longest `archive_after_hours`: a hundred years.
+pub const MAX_ARCHIVE_AFTER_HOURS: u64 = 876_000;
 
 /// The limits, and how long after its end a meeting is archived.
 pub(super) fn validate(raw: RawMeetings) -> Result<(MeetingLimits, chrono::Duration), ConfigError> {
@@ -44,8 +47,14 @@ pub(super) fn validate(raw: RawMeetings) -> Result<(MeetingLimits, chrono::Durat
         )?,
         time_zone,
     };
-    let archive_hours = positive(raw.archive_after_hours, 24, "meetings.archive_after_hours")?;
-    let archive_after =
-        chrono::Duration::hours(i64::try_from(archive_hours).unwrap_or(i64::MAX / 7_200_000));
+    // Bounded (a hundred years): `chrono::Duration::hours` panics past about 2.5e12 hours, and
+    // the fuzz tests found `meet serve` dying on such a value instead of naming it.
+    let archive_hours = within(
+        raw.archive_after_hours,
+        24,
+        1..=MAX_ARCHIVE_AFTER_HOURS,
+        "meetings.archive_after_hours",
+    )?;
+    let archive_after = chrono::Duration::hours(i64::try_from(archive_hours).unwrap_or(24));
     Ok((limits, archive_after))
 }

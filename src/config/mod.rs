@@ -23,6 +23,8 @@ mod values;
 mod web;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -297,17 +297,8 @@ struct Frame {
 
 type Prepared = (Frame, Arc<str>, Target, Option<(String, f32)>);
 
-/// Checks and converts one message and decides where it goes (under the presence lock, so a
-/// mode switch or a mute applies from the next frame on).
-fn prepare(
-    hub: &Hub,
-    data: Result<AudioIn, ParserError>,
-    speaker: &str,
-    kind: Kind,
-    session: &Session,
-) -> Result<Prepared> {
-    let d = payload(data)?;
-    let limit = hub.config.max_audio_bytes;
+/// The checks of a message's own fields: its size, format and sample rate.
+fn checked(d: &AudioIn, limit: usize) -> Result<(Format, u32)> {
     if d.audio_data.len() > limit {
         return Err(Error::TooLarge {
             what: "audioData",
@@ -323,6 +314,20 @@ fn prepare(
             "must be between 8000 and 96000",
         ));
     }
+    Ok((format, sample_rate))
+}
+
+/// Checks and converts one message and decides where it goes (under the presence lock, so a
+/// mode switch or a mute applies from the next frame on).
+fn prepare(
+    hub: &Hub,
+    data: Result<AudioIn, ParserError>,
+    speaker: &str,
+    kind: Kind,
+    session: &Session,
+) -> Result<Prepared> {
+    let d = payload(data)?;
+    let (format, sample_rate) = checked(&d, hub.config.max_audio_bytes)?;
     let meeting = current_meeting(session)?;
     let (pcm, level) = pcm::to_s16(&d.audio_data, format)
         .map_err(|e| Error::invalid("audioData", e.to_string()))?;
@@ -384,5 +389,159 @@ fn failures(result: Result<(), BroadcastError>) -> u64 {
             tracing::warn!(error = %e, "audio relay failed");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! The audio payload's decoding and checks (tests/fuzz/README.md): what socketioxide's
+    //! `TryData<AudioIn>` deserializes, then `checked` and `pcm::to_s16`, as `prepare` runs them.
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzzing;
+
+    const LIMIT: usize = 64 * 1024;
+
+    /// The decoding and checks of one payload, and its error answer if refused.
+    fn decode(v: Value) -> Result<(Bytes, f32, u32, Option<u64>), Value> {
+        let data = serde_json::from_value::<AudioIn>(v).map_err(ParserError::new);
+        let run = || -> Result<_> {
+            let d = payload(data)?;
+            let (format, rate) = checked(&d, LIMIT)?;
+            let (pcm, level) = pcm::to_s16(&d.audio_data, format)
+                .map_err(|e| Error::invalid("audioData", e.to_string()))?;
+            Ok((pcm, level, rate, d.seq))
+        };
+        run().map_err(error_body)
+    }
+
+    fn is_error_answer(body: &Value) -> bool {
+        body["ok"] == json!(false)
+            && body["code"].as_str().is_some_and(|c| !c.is_empty())
+            && body["message"].as_str().is_some_and(|m| !m.is_empty())
+    }
+
+    /// An audio payload near a valid one: each field valid, missing, or of another kind.
+    fn audio_payload() -> impl Strategy<Value = Value> {
+        let data = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| json!(b)),
+            fuzzing::mutated(fuzzing::seeds("audio"), 4).prop_map(|b| json!(b)),
+            Just(json!(vec![0u8; LIMIT + 2])),
+            fuzzing::json(),
+        ];
+        let format = prop_oneof![
+            Just(None),
+            Just(Some(json!("f32"))),
+            Just(Some(json!("s16"))),
+            fuzzing::json().prop_map(Some),
+        ];
+        let rate = prop_oneof![
+            Just(None),
+            (0u32..200_000).prop_map(|r| Some(json!(r))),
+            fuzzing::json().prop_map(Some),
+        ];
+        let seq = prop_oneof![
+            Just(None),
+            any::<u64>().prop_map(|s| Some(json!(s))),
+            fuzzing::json().prop_map(Some)
+        ];
+        (prop::option::of(data), format, rate, seq).prop_map(|(data, format, rate, seq)| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in [
+                ("audioData", data),
+                ("format", format),
+                ("sampleRate", rate),
+                ("seq", seq),
+            ] {
+                if let Some(v) = v {
+                    m.insert(k.into(), v);
+                }
+            }
+            Value::Object(m)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(5_000))]
+
+        /// Any payload: the error answer, or PCM that is what the payload said.
+        #[test]
+        fn fuzz_audio_payloads(v in prop_oneof![audio_payload(), fuzzing::json()]) {
+            match decode(v.clone()) {
+                Err(body) => prop_assert!(is_error_answer(&body), "{}", body),
+                Ok((pcm, level, rate, seq)) => {
+                    // As serde read it (an object, or an array in field order).
+                    let d: AudioIn = serde_json::from_value(v).expect("decoded once");
+                    let bytes = d.audio_data;
+                    let s16 = d.format.as_deref() == Some("s16");
+                    let width = if s16 { 2 } else { 4 };
+                    prop_assert!(!bytes.is_empty() && bytes.len() % width == 0 && bytes.len() <= LIMIT);
+                    prop_assert_eq!(pcm.len(), bytes.len() / width * 2);
+                    if s16 {
+                        prop_assert_eq!(&pcm[..], &bytes[..], "Int16 passes through");
+                    }
+                    prop_assert!((0.0..=1.0).contains(&level), "{}", level);
+                    prop_assert!(pcm::SAMPLE_RATES.contains(&rate));
+                    prop_assert_eq!(seq, d.seq);
+                }
+            }
+        }
+
+        /// Valid payloads round-trip: Int16 as it was, Float32 back to the Int16 it came from.
+        #[test]
+        fn fuzz_audio_round_trip(samples in prop::collection::vec(any::<i16>(), 1..480), rate in pcm::SAMPLE_RATES) {
+            let s16: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            let (pcm, ..) = decode(json!({"audioData": s16, "format": "s16", "sampleRate": rate}))
+                .expect("valid");
+            prop_assert_eq!(&pcm[..], &s16[..]);
+            let f32s: Vec<u8> = samples
+                .iter()
+                .map(|&s| if s < 0 { f32::from(s) / 32_768.0 } else { f32::from(s) / 32_767.0 })
+                .flat_map(f32::to_le_bytes)
+                .collect();
+            let (pcm, level, back_rate, _) = decode(json!({"audioData": f32s, "sampleRate": rate}))
+                .expect("valid");
+            prop_assert_eq!(back_rate, rate);
+            let back: Vec<i16> = pcm.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+            for (a, b) in samples.iter().zip(&back) {
+                // Truncation toward zero may take the last bit.
+                prop_assert!((i32::from(*a) - i32::from(*b)).abs() <= 1, "{} became {}", a, b);
+            }
+            let (_, level16, ..) = decode(json!({"audioData": s16, "format": "s16"})).expect("valid");
+            prop_assert!((level - level16).abs() < 0.01, "{} against {}", level, level16);
+        }
+
+        /// Any bytes as PCM: refused only for what is not whole samples.
+        #[test]
+        fn fuzz_audio_to_s16(data in prop::collection::vec(any::<u8>(), 0..64), s16 in any::<bool>()) {
+            let format = if s16 { Format::S16 } else { Format::F32 };
+            let width = if s16 { 2 } else { 4 };
+            match pcm::to_s16(&data, format) {
+                Ok((out, level)) => {
+                    prop_assert!(!data.is_empty() && data.len() % width == 0);
+                    prop_assert_eq!(out.len(), data.len() / width * 2);
+                    prop_assert!(level.is_finite() && (0.0..=1.0).contains(&level));
+                }
+                Err(_) => prop_assert!(data.is_empty() || data.len() % width != 0),
+            }
+        }
+    }
+
+    /// Seeds: 10 ms of a tone as the clients send it, Float32 and Int16.
+    #[test]
+    #[ignore = "writes tests/fuzz/corpus/audio once"]
+    fn write_seeds() {
+        let tone: Vec<f32> = (0..480)
+            .map(|i| 0.5 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin())
+            .collect();
+        let f32s: Vec<u8> = tone.iter().flat_map(|s| s.to_le_bytes()).collect();
+        fuzzing::write_seed("audio", "tone-f32.bin", &f32s);
+        let s16: Vec<u8> = tone
+            .iter()
+            .flat_map(|&s| pcm::f32_to_s16(s).to_le_bytes())
+            .collect();
+        fuzzing::write_seed("audio", "tone-s16.bin", &s16);
     }
 }

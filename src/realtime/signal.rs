@@ -235,3 +235,101 @@ pub async fn run_media_events(hub: Arc<Hub>, mut rx: mpsc::UnboundedReceiver<Med
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The `webrtc-signal` payload's decoding and checks (tests/fuzz/README.md).
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::fuzzing;
+    use crate::media::Candidate;
+
+    fn signal() -> impl Strategy<Value = Signal> {
+        let sdp = prop_oneof![
+            fuzzing::mutated_text(fuzzing::text_seeds("sdp"), 4),
+            "\\PC{0,40}"
+        ];
+        prop_oneof![
+            sdp.clone().prop_map(|sdp| Signal::Offer { sdp }),
+            sdp.prop_map(|sdp| Signal::Answer { sdp }),
+            (
+                "\\PC{0,60}",
+                prop::option::of("\\PC{0,4}"),
+                prop::option::of(any::<u16>()),
+            )
+                .prop_map(|(candidate, sdp_mid, sdp_mline_index)| Signal::Candidate {
+                    candidate: Candidate {
+                        candidate,
+                        sdp_mid,
+                        sdp_mline_index
+                    },
+                }),
+        ]
+    }
+
+    /// A payload near a valid one: the type, the fields, each valid, missing or anything.
+    fn signal_payload() -> impl Strategy<Value = Value> {
+        let kind = prop_oneof![
+            Just(json!("offer")),
+            Just(json!("answer")),
+            Just(json!("candidate")),
+            fuzzing::json()
+        ];
+        (kind, fuzzing::json(), fuzzing::json(), any::<bool>()).prop_map(|(kind, a, b, wrap)| {
+            let inner = json!({"type": kind, "sdp": a, "candidate": b});
+            if wrap {
+                json!({"signal": inner})
+            } else {
+                inner
+            }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(10_000))]
+
+        /// Any payload: refused with the error answer, or a signal of one of the three kinds.
+        #[test]
+        fn fuzz_signal_payloads(v in prop_oneof![signal_payload(), fuzzing::json()]) {
+            let data = serde_json::from_value::<SignalIn>(v.clone()).map_err(socketioxide::ParserError::new);
+            match payload(data) {
+                Ok(SignalIn { signal }) => {
+                    let kind = v["signal"]["type"].as_str().expect("a typed signal");
+                    let same = match &signal {
+                        Signal::Offer { .. } => kind == "offer",
+                        Signal::Answer { .. } => kind == "answer",
+                        Signal::Candidate { .. } => kind == "candidate",
+                    };
+                    prop_assert!(same, "{}", v);
+                }
+                Err(e) => {
+                    let body = super::super::events::error_body(e);
+                    prop_assert_eq!(&body["ok"], &json!(false));
+                    prop_assert_eq!(&body["code"], &json!("bad_request"), "{}", body);
+                }
+            }
+        }
+
+        /// Every signal the server sends or takes reads back as itself.
+        #[test]
+        fn fuzz_signal_round_trip(s in signal()) {
+            let v = json!({"signal": serde_json::to_value(&s).expect("json")});
+            let SignalIn { signal } = serde_json::from_value(v).expect("reads back");
+            prop_assert_eq!(signal, s);
+        }
+
+        /// The size check: refused exactly when too large or blank.
+        #[test]
+        fn fuzz_signal_sdp_size(sdp in prop_oneof!["\\PC{0,40}", "[ \t\r\n]{0,8}"], pad in 0usize..3) {
+            let sdp = match pad {
+                0 => sdp,
+                1 => format!("{sdp}{}", "a".repeat(MAX_SDP_BYTES - sdp.len().min(MAX_SDP_BYTES))),
+                _ => format!("{sdp}{}", "a".repeat(MAX_SDP_BYTES + 1)),
+            };
+            let refused = sdp.len() > MAX_SDP_BYTES || sdp.trim().is_empty();
+            prop_assert_eq!(check_size(&sdp).is_err(), refused);
+        }
+    }
+}

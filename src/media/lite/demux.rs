@@ -328,3 +328,328 @@ mod tests {
         assert_eq!(binding_ufrag(&not_request), None);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! The demultiplexer on any datagram (tests/fuzz/README.md): STUN read as `rtc`'s STUN
+    //! decoder reads it, nothing routed to a connection that did not earn it.
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+    use rtc::stun::attributes::ATTR_USERNAME;
+    use rtc::stun::message::{BINDING_REQUEST as STUN_BINDING_REQUEST, Message};
+    use rtc::stun::textattrs::TextAttribute;
+
+    use super::*;
+    use crate::fuzzing;
+
+    /// One attribute: its type and value (padded on the wire unless `unpadded`).
+    #[derive(Debug, Clone)]
+    struct Attr {
+        kind: u16,
+        value: Vec<u8>,
+    }
+
+    /// A STUN message from its parts, with a length that may lie.
+    fn stun(kind: u16, cookie: [u8; 4], attrs: &[Attr], pad: bool, lie: Option<u16>) -> Vec<u8> {
+        let mut body = Vec::new();
+        for a in attrs {
+            body.extend_from_slice(&a.kind.to_be_bytes());
+            body.extend_from_slice(&u16::try_from(a.value.len()).expect("short").to_be_bytes());
+            body.extend_from_slice(&a.value);
+            while pad && body.len() % 4 != 0 {
+                body.push(0);
+            }
+        }
+        let len = lie.unwrap_or_else(|| u16::try_from(body.len()).expect("short"));
+        let mut m = Vec::new();
+        m.extend_from_slice(&kind.to_be_bytes());
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(&cookie);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    fn username() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            "(srv[0-9]|[a-zA-Z0-9+/]{0,6}):[a-zA-Z0-9+/]{0,6}".prop_map(String::into_bytes),
+            "[a-z:]{0,8}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    fn attr() -> impl Strategy<Value = Attr> {
+        prop_oneof![
+            3 => username().prop_map(|value| Attr { kind: USERNAME, value }),
+            // MESSAGE-INTEGRITY (random: never the right one), FINGERPRINT, PRIORITY,
+            // USE-CANDIDATE, ICE-CONTROLLING, anything.
+            1 => prop::collection::vec(any::<u8>(), 20).prop_map(|value| Attr { kind: 0x0008, value }),
+            1 => prop::collection::vec(any::<u8>(), 4).prop_map(|value| Attr { kind: 0x8028, value }),
+            1 => prop::collection::vec(any::<u8>(), 4).prop_map(|value| Attr { kind: 0x0024, value }),
+            1 => Just(Attr { kind: 0x0025, value: vec![] }),
+            1 => prop::collection::vec(any::<u8>(), 8).prop_map(|value| Attr { kind: 0x802A, value }),
+            1 => (any::<u16>(), prop::collection::vec(any::<u8>(), 0..12)).prop_map(|(kind, value)| Attr { kind, value }),
+        ]
+    }
+
+    fn stun_datagram() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop_oneof![4 => Just(BINDING_REQUEST), 1 => Just(0x0101u16), 1 => Just(0x0111u16), 1 => Just(0x0011u16), 1 => any::<u16>()],
+            prop_oneof![9 => Just(MAGIC_COOKIE), 1 => any::<[u8; 4]>()],
+            prop::collection::vec(attr(), 0..5),
+            prop_oneof![9 => Just(true), 1 => Just(false)],
+            prop_oneof![9 => Just(None), 1 => any::<u16>().prop_map(Some)],
+            prop::option::of(any::<prop::sample::Index>()),
+        )
+            .prop_map(|(kind, cookie, attrs, pad, lie, cut)| {
+                let mut m = stun(kind, cookie, &attrs, pad, lie);
+                if let Some(cut) = cut {
+                    m.truncate(cut.index(m.len() + 1));
+                }
+                m
+            })
+    }
+
+    /// Any datagram: STUN, seeds (real binding requests) mutated, DTLS/RTP/RTCP-looking, bytes.
+    fn datagram() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            3 => stun_datagram(),
+            2 => fuzzing::mutated(fuzzing::seeds("demux"), 4),
+            1 => (prop_oneof![20u8..64, 128u8..192], prop::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(first, rest)| [vec![first], rest].concat()),
+            1 => prop::collection::vec(any::<u8>(), 0..64),
+        ]
+    }
+
+    /// `rtc`'s reading of a binding request's USERNAME: our ufrag, when the message is one.
+    fn rtc_ufrag(datagram: &[u8]) -> Option<String> {
+        let mut m = Message::new();
+        m.unmarshal_binary(datagram).ok()?;
+        if m.typ != STUN_BINDING_REQUEST {
+            return None;
+        }
+        let name = TextAttribute::get_from_as(&m, ATTR_USERNAME).ok()?.text;
+        let (ours, theirs) = name.split_once(':')?;
+        (!ours.is_empty() && !theirs.is_empty()).then(|| ours.to_owned())
+    }
+
+    /// What a route may do, against a table kept beside the demux.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, u8),
+        Learn(u8, u8),
+        Forget(u8),
+        Remove(u8),
+        Route(u8, Vec<u8>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => (0u8..6, 0u8..4).prop_map(|(u, k)| Op::Add(u, k)),
+            1 => (0u8..4, 0u8..4).prop_map(|(a, k)| Op::Learn(a, k)),
+            1 => (0u8..4).prop_map(Op::Forget),
+            1 => (0u8..4).prop_map(Op::Remove),
+            4 => (0u8..4, prop_oneof![
+                2 => datagram(),
+                2 => (0u8..8, any::<bool>()).prop_map(|(u, bad)| {
+                    // A binding request naming `srvN`, with a MESSAGE-INTEGRITY that is
+                    // never right: the demux cannot tell, the agent does.
+                    let mut attrs = vec![Attr { kind: USERNAME, value: format!("srv{u}:cli").into_bytes() }];
+                    if bad {
+                        attrs.push(Attr { kind: 0x0008, value: vec![0xAB; 20] });
+                    }
+                    stun(BINDING_REQUEST, MAGIC_COOKIE, &attrs, true, None)
+                }),
+            ]).prop_map(|(a, d)| Op::Route(a, d)),
+        ]
+    }
+
+    fn addr(a: u8) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], 5000 + u16::from(a)))
+    }
+
+    proptest! {
+        #![proptest_config(fuzzing::config(10_000))]
+
+        /// Any datagram: never a panic; a ufrag only from a well-formed binding request, the
+        /// one `rtc`'s decoder reads whenever it reads the message; acceptance only from a
+        /// binding success or request.
+        #[test]
+        fn fuzz_demux_binding_ufrag(d in datagram()) {
+            let ours = binding_ufrag(&d);
+            if let Some(u) = ours {
+                prop_assert!(d.len() >= 20 && d[..2] == [0, 1] && d[4..8] == MAGIC_COOKIE);
+                prop_assert!(!u.is_empty() && !u.contains(':'));
+                let needle = format!("{u}:");
+                prop_assert!(d.windows(needle.len()).any(|w| w == needle.as_bytes()));
+            }
+            if let Some(theirs) = rtc_ufrag(&d) {
+                prop_assert_eq!(ours, Some(theirs.as_str()), "{:?}", d);
+            }
+            if accepts_check(&d) {
+                prop_assert!(d.len() >= 20 && (d[..2] == [1, 1] || d[..2] == [0, 1]) && d[4..8] == MAGIC_COOKIE);
+            }
+        }
+
+        /// Any sequence of adds, learns, forgets, removes and datagrams: a route names a
+        /// connection only by a ufrag it was given (a candidate: never known, never learned
+        /// by routing) or by an address its agent accepted; a wrong ufrag is nobody's, and
+        /// nothing reaches a removed connection.
+        #[test]
+        fn fuzz_demux_routes(ops in prop::collection::vec(op(), 1..40)) {
+            let mut d = Demux::default();
+            let mut ufrags: HashMap<String, u8> = HashMap::new();
+            let mut addrs: HashMap<SocketAddr, u8> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Add(u, k) => {
+                        d.add(&format!("srv{u}"), k);
+                        ufrags.insert(format!("srv{u}"), k);
+                    }
+                    Op::Learn(a, k) => {
+                        d.learn(addr(a), k);
+                        addrs.insert(addr(a), k);
+                    }
+                    Op::Forget(a) => {
+                        d.forget(addr(a));
+                        addrs.remove(&addr(a));
+                    }
+                    Op::Remove(k) => {
+                        let (mut u, mut a) = d.remove(k);
+                        let (mut mu, mut ma): (Vec<String>, Vec<SocketAddr>) = (
+                            ufrags.iter().filter(|e| *e.1 == k).map(|e| e.0.clone()).collect(),
+                            addrs.iter().filter(|e| *e.1 == k).map(|e| *e.0).collect(),
+                        );
+                        ufrags.retain(|_, v| *v != k);
+                        addrs.retain(|_, v| *v != k);
+                        u.sort();
+                        mu.sort();
+                        a.sort();
+                        ma.sort();
+                        prop_assert_eq!((u, a), (mu, ma));
+                    }
+                    Op::Route(a, datagram) => {
+                        let from = addr(a);
+                        let route = d.route(from, &datagram);
+                        let named = binding_ufrag(&datagram);
+                        match (named, route) {
+                            (Some(u), Route::Candidate(k)) => {
+                                prop_assert_eq!(ufrags.get(u), Some(&k));
+                                prop_assert_ne!(addrs.get(&from), Some(&k));
+                            }
+                            (Some(u), Route::Known(k)) => {
+                                prop_assert_eq!(ufrags.get(u), Some(&k));
+                                prop_assert_eq!(addrs.get(&from), Some(&k));
+                            }
+                            (Some(u), Route::Unknown) => prop_assert!(!ufrags.contains_key(u)),
+                            (None, Route::Known(k)) => prop_assert_eq!(addrs.get(&from), Some(&k)),
+                            (None, Route::Candidate(_)) => prop_assert!(false, "a candidate without a ufrag"),
+                            (None, Route::Unknown) => prop_assert!(!addrs.contains_key(&from)),
+                        }
+                        prop_assert_eq!(d.route(from, &datagram), route, "routing learns nothing");
+                    }
+                }
+                prop_assert_eq!(d.len(), ufrags.len());
+            }
+        }
+    }
+
+    /// Seeds: binding requests as Chrome and Firefox send them to an ICE-lite server
+    /// (USERNAME, ICE-CONTROLLING, USE-CANDIDATE, PRIORITY, MESSAGE-INTEGRITY, FINGERPRINT),
+    /// a binding success, a DTLS ClientHello's first bytes and an RTP packet.
+    #[test]
+    #[ignore = "writes tests/fuzz/corpus/demux once"]
+    fn write_seeds() {
+        let attrs = |user: &str, nominate: bool| {
+            let mut a = vec![
+                Attr {
+                    kind: USERNAME,
+                    value: user.as_bytes().to_vec(),
+                },
+                Attr {
+                    kind: 0xC057,
+                    value: vec![0, 1, 0, 10],
+                },
+                Attr {
+                    kind: 0x802A,
+                    value: vec![0x5e, 0x1d, 0x22, 0x9c, 0x0b, 0x3f, 0x41, 0x77],
+                },
+                Attr {
+                    kind: 0x0024,
+                    value: vec![0x6e, 0x7f, 0x1e, 0xff],
+                },
+            ];
+            if nominate {
+                a.push(Attr {
+                    kind: 0x0025,
+                    value: vec![],
+                });
+            }
+            a.push(Attr {
+                kind: 0x0008,
+                value: (0..20).collect(),
+            });
+            a.push(Attr {
+                kind: 0x8028,
+                value: vec![0x8a, 0x0c, 0x3d, 0x51],
+            });
+            a
+        };
+        fuzzing::write_seed(
+            "demux",
+            "chrome-check.bin",
+            &stun(
+                BINDING_REQUEST,
+                MAGIC_COOKIE,
+                &attrs("srv1abcd:Xk3q", false),
+                true,
+                None,
+            ),
+        );
+        fuzzing::write_seed(
+            "demux",
+            "firefox-check.bin",
+            &stun(
+                BINDING_REQUEST,
+                MAGIC_COOKIE,
+                &attrs("srv1abcd:a1b2c3d4", true),
+                true,
+                None,
+            ),
+        );
+        fuzzing::write_seed(
+            "demux",
+            "success.bin",
+            &stun(
+                0x0101,
+                MAGIC_COOKIE,
+                &[
+                    Attr {
+                        kind: 0x0020,
+                        value: vec![0, 1, 0x3f, 0x44, 0xe1, 0x12, 0xa6, 0x43],
+                    },
+                    Attr {
+                        kind: 0x0008,
+                        value: (0..20).collect(),
+                    },
+                ],
+                true,
+                None,
+            ),
+        );
+        fuzzing::write_seed(
+            "demux",
+            "dtls.bin",
+            &[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 1, 0, 0, 0x34],
+        );
+        fuzzing::write_seed(
+            "demux",
+            "rtp.bin",
+            &[
+                0x90, 111, 0, 1, 0, 0, 3, 0xc0, 0, 0, 0, 5, 0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0,
+                0xfc, 0xff, 0xfe,
+            ],
+        );
+    }
+}
