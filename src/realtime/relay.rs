@@ -477,7 +477,7 @@ mod fuzz {
                     let bytes = d.audio_data;
                     let s16 = d.format.as_deref() == Some("s16");
                     let width = if s16 { 2 } else { 4 };
-                    prop_assert!(!bytes.is_empty() && bytes.len() % width == 0 && bytes.len() <= LIMIT);
+                    prop_assert!(!bytes.is_empty() && bytes.len().is_multiple_of(width) && bytes.len() <= LIMIT);
                     prop_assert_eq!(pcm.len(), bytes.len() / width * 2);
                     if s16 {
                         prop_assert_eq!(&pcm[..], &bytes[..], "Int16 passes through");
@@ -520,11 +520,11 @@ mod fuzz {
             let width = if s16 { 2 } else { 4 };
             match pcm::to_s16(&data, format) {
                 Ok((out, level)) => {
-                    prop_assert!(!data.is_empty() && data.len() % width == 0);
+                    prop_assert!(!data.is_empty() && data.len().is_multiple_of(width));
                     prop_assert_eq!(out.len(), data.len() / width * 2);
                     prop_assert!(level.is_finite() && (0.0..=1.0).contains(&level));
                 }
-                Err(_) => prop_assert!(data.is_empty() || data.len() % width != 0),
+                Err(_) => prop_assert!(data.is_empty() || !data.len().is_multiple_of(width)),
             }
         }
     }

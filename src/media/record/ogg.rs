@@ -536,7 +536,7 @@ pub(crate) mod fuzz {
         #[test]
         fn fuzz_ogg_packet_samples(p in prop::collection::vec(any::<u8>(), 0..4)) {
             if let Some(n) = packet_samples(&p) {
-                prop_assert!((120..=5_760).contains(&n) && n % 120 == 0);
+                prop_assert!((120..=5_760).contains(&n) && n.is_multiple_of(120));
                 prop_assert!(!p.is_empty());
             }
         }
