@@ -158,6 +158,7 @@ fn schemathesis(t: &TestServer, who: &str, token: Option<&str>, out: &Path) -> (
         .args(["--max-examples", &examples])
         .args(["--seed", "1"])
         .args(["--workers", "1"])
+        .args(["--generation-database", "none"])
         .args(["--report", "junit"])
         .arg("--report-junit-path")
         .arg(&report)
