@@ -31,7 +31,7 @@ for f in ./usr/bin/meet ./etc/meet/meet.toml ./usr/lib/systemd/system/meet.servi
     ./usr/share/meet/vendor/socket.io.min.js ./usr/share/meet/vendor/socket.io-client.LICENSE ./usr/share/man/man1/meet.1.gz \
     ./usr/share/bash-completion/completions/meet ./usr/share/zsh/vendor-completions/_meet \
     ./usr/share/fish/vendor_completions.d/meet.fish ./usr/share/doc/meet/README.md \
-    ./usr/share/doc/meet/API.md ./usr/share/doc/meet/CHANGELOG.md; do
+    ./usr/share/doc/meet/API.md ./usr/share/doc/meet/CHANGELOG.md ./usr/share/doc/meet/openapi.json; do
     grep -q " $f\$" <<<"$files" || fail "$f is not in the package"
 done
 grep -q -- '-rw-r----- 0/0 .* ./etc/meet/meet.toml$' <<<"$files" || fail "meet.toml is not 0640"

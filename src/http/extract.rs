@@ -90,11 +90,9 @@ pub fn parse_json<T: DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
+    // Only a body of no bytes at all: whitespace alone is not JSON (the original server, on
+    // Express's strict JSON parser, refused it too).
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
     if let Some(ct) = content_type {
         let essence = ct
             .split(';')
@@ -141,6 +139,16 @@ pub fn parse_json<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_body_is_an_empty_object_and_whitespace_is_not_json() {
+        let v: serde_json::Value = parse_json(None, b"").expect("empty");
+        assert_eq!(v, serde_json::json!({}));
+        for body in [&b"\n"[..], b" ", b"\r\n\t"] {
+            let e = parse_json::<serde_json::Value>(None, body).expect_err("whitespace");
+            assert_eq!((e.status.as_u16(), e.code), (400, "bad_request"));
+        }
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
