@@ -150,7 +150,9 @@ fn schemathesis(t: &TestServer, who: &str, token: Option<&str>, out: &Path) -> (
     let examples = std::env::var("MEET_FUZZ_EXAMPLES").unwrap_or_else(|_| "20".into());
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/schemathesis.toml");
     let mut cmd = Command::new(&venv);
-    cmd.arg("--config-file")
+    // Run where its files (replay cases, caches) go away with the test.
+    cmd.current_dir(out)
+        .arg("--config-file")
         .arg(config)
         .arg("run")
         .arg(t.url("/api/openapi.json"))
