@@ -120,17 +120,8 @@ mod tests {
     fn a_folder_cut_short_is_closed_at_its_last_whole_pages_and_mixed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = dir.path().join("r1");
-        let mut s = Session::create(
-            &spool,
-            Manifest {
-                recording_id: "r1".into(),
-                meeting_id: "m1".into(),
-                topic: "Algebra".into(),
-                start: "2026-03-10T09:05:00Z".into(),
-                speakers: vec![],
-            },
-        )
-        .expect("session");
+        let mut s =
+            Session::create(&spool, super::super::session::tests::manifest()).expect("session");
         // 3.5 s of one speaker, then the process "dies": the session is leaked, not finished.
         for i in 0..175u16 {
             s.rtp(
@@ -439,17 +430,8 @@ mod fuzz {
             ("complete.ogg.part", 50, true),
         ] {
             let spool = dir.path().join(name);
-            let mut s = Session::create(
-                &spool,
-                Manifest {
-                    recording_id: "r1".into(),
-                    meeting_id: "m1".into(),
-                    topic: "Algebra".into(),
-                    start: "2026-03-10T09:05:00Z".into(),
-                    speakers: vec![],
-                },
-            )
-            .expect("session");
+            let mut s =
+                Session::create(&spool, super::super::session::tests::manifest()).expect("session");
             for i in 0..n {
                 s.rtp(
                     "ana1",

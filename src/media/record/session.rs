@@ -187,10 +187,11 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn manifest() -> Manifest {
+    /// The manifest of a test recording `r1` (the salvage tests use it too).
+    pub(in crate::media::record) fn manifest() -> Manifest {
         Manifest {
             recording_id: "r1".into(),
             meeting_id: "m1".into(),
