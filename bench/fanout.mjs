@@ -2,6 +2,12 @@
 // (bench/peers/node-relay.mjs), same load, same run. See bench/README.md.
 //
 //   node bench/fanout.mjs --meet target/release/meet [--duration 20] [--scenarios 1x50,10x10]
+//   node bench/fanout.mjs --meet target/release/meet --frame-samples 16384 --scenarios 1x3,1x3:silent
+//
+// A scenario `KxN:silent` adds to every meeting one more student whose socket connects and
+// then never reads (its TCP receive window fills, then the server's queue for it): what that
+// costs the listeners (their latency against the same scenario without it) and the server
+// (its RSS). Large frames (`--frame-samples 16384`: 64 KiB in, 32 KiB out) fill it quickly.
 //
 // Each meeting has a host and N-1 students. Every 20 ms each host sends 20 ms of 48 kHz mono
 // Float32 (960 samples, 3,840 bytes) with a sequence number; every other participant receives
@@ -13,6 +19,8 @@ import { createRequire } from "node:module";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { connect as tcpConnect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 
@@ -24,11 +32,16 @@ const args = Object.fromEntries(
 );
 const MEET = args.meet ?? "target/release/meet";
 const DURATION = Number(args.duration ?? 20);
-const SCENARIOS = (args.scenarios ?? "1x50,10x10").split(",").map((s) => s.split("x").map(Number));
+const SCENARIOS = (args.scenarios ?? "1x50,10x10").split(",").map((s) => {
+  const [shape, extra] = s.split(":");
+  const [meetings, size] = shape.split("x").map(Number);
+  if (!(meetings > 0 && size > 1) || (extra !== undefined && extra !== "silent")) throw new Error(`scenario ${s}: KxN or KxN:silent`);
+  return { label: s, meetings, size, silent: extra === "silent" };
+});
 const JSON_OUT = args.json;
 const SECRET = "fanout-bench-jwt-secret-0123456789abcdef";
 const ADMIN_PASSWORD = "fanout-admin-pass";
-const FRAME_SAMPLES = 960;
+const FRAME_SAMPLES = Number(args["frame-samples"] ?? 960);
 const TICKS = 100; // /proc clock ticks per second (USER_HZ)
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -74,13 +87,15 @@ async function api(base, path, token, body) {
   return json;
 }
 
-/** Accounts and meetings on a running meet: one host, enough students, one meeting per group. */
-async function provision(base, meetings, size) {
+/** Accounts and meetings on a running meet: one host, enough students, one meeting per group
+ * (and a silent student more in each, `silent`). */
+async function provision(base, meetings, size, silent) {
   const admin = (await api(base, "/api/auth/login", null, { username: "admin", password: ADMIN_PASSWORD })).token;
   await api(base, "/api/admin/hosts", admin, { username: "bench-host", password: "bench-host-pass" });
   const host = (await api(base, "/api/auth/login", null, { username: "bench-host", password: "bench-host-pass" })).token;
   const students = [];
-  for (let i = 0; i < meetings * (size - 1); i++) {
+  const per = size - 1 + (silent ? 1 : 0);
+  for (let i = 0; i < meetings * per; i++) {
     const username = `bench-student-${i}`;
     await api(base, "/api/host/students", host, { username, password: "bench-student-pass" });
     students.push((await api(base, "/api/auth/login", null, { username, password: "bench-student-pass" })).token);
@@ -88,7 +103,8 @@ async function provision(base, meetings, size) {
   const groups = [];
   for (let m = 0; m < meetings; m++) {
     const id = (await api(base, "/api/meetings/create", host, { topic: `bench ${m}` })).meeting._id;
-    groups.push({ id, host, students: students.slice(m * (size - 1), (m + 1) * (size - 1)) });
+    const mine = students.slice(m * per, (m + 1) * per);
+    groups.push({ id, host, students: mine.slice(0, size - 1), silent: silent ? mine[size - 1] : null });
   }
   return groups;
 }
@@ -98,6 +114,40 @@ function connect(url, token, meetingId) {
     const s = io(url, { path: "/ws", transports: ["websocket"], auth: { token, meetingId }, reconnection: false, forceNew: true });
     s.once("connect", () => resolve(s));
     s.once("connect_error", (e) => reject(new Error(`connect: ${e.message}`)));
+  });
+}
+
+/** A masked websocket text frame (client to server) of under 64 KiB. */
+function textFrame(text) {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const len = payload.length < 126 ? Buffer.from([0x80 | payload.length]) : Buffer.from([0x80 | 126, payload.length >> 8, payload.length & 255]);
+  return Buffer.concat([Buffer.from([0x81]), len, mask, payload.map((b, i) => b ^ mask[i % 4])]);
+}
+
+/** A Socket.IO client over a raw websocket that joins the meeting, then never reads again. */
+function silentSocket(url, token, meetingId) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = tcpConnect(Number(port), hostname, () => {
+      sock.write(
+        `GET /ws/?EIO=4&transport=websocket HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    });
+    let head = "";
+    const onData = (d) => {
+      head += d.toString("latin1");
+      if (!head.includes("\r\n\r\n")) return;
+      if (!head.startsWith("HTTP/1.1 101")) return reject(new Error(`silent socket: ${head.split("\r\n")[0]}`));
+      // Engine.IO's open packet came (or comes); the Socket.IO connect with the auth, then deaf.
+      sock.off("data", onData);
+      sock.write(textFrame(`40${JSON.stringify({ token, meetingId })}`));
+      sock.pause();
+      resolve(sock);
+    };
+    sock.on("data", onData);
+    sock.once("error", reject);
   });
 }
 
@@ -126,7 +176,8 @@ async function load(url, pid, groups) {
       });
       receivers.push(r);
     }
-    meetings.push({ host, sent, receivers, seq: 0 });
+    const silent = g.silent ? await silentSocket(url, g.silent, g.id) : null;
+    meetings.push({ host, sent, receivers, silent, seq: 0 });
   }
   const latencies = [];
   await sleep(1000);
@@ -148,6 +199,7 @@ async function load(url, pid, groups) {
   for (const m of meetings) {
     m.host.disconnect();
     for (const r of m.receivers) r.socket.disconnect();
+    m.silent?.destroy();
   }
   const expected = meetings.reduce((a, m) => a + frames * m.receivers.length, 0);
   const delivered = meetings.reduce((a, m) => a + m.receivers.reduce((b, r) => b + r.got, 0), 0);
@@ -163,10 +215,11 @@ async function load(url, pid, groups) {
     cpuMicrosPerFrame: (cpu * 1e6) / Math.max(1, delivered),
     peakRssMiB: after.hwmMiB,
     rssMiB: after.rssMiB,
+    rssGrowthMiB: after.rssMiB - before.rssMiB,
   };
 }
 
-async function runMeet(meetings, size) {
+async function runMeet({ meetings, size, silent }) {
   const dir = mkdtempSync(join(tmpdir(), "meet-fanout-"));
   const env = {
     PATH: process.env.PATH,
@@ -190,7 +243,7 @@ async function runMeet(meetings, size) {
     }
   });
   try {
-    const groups = await provision(addr, meetings, size);
+    const groups = await provision(addr, meetings, size, silent);
     const result = await load(addr, child.pid, groups);
     const metrics = await (await fetch(`${addr}/metrics`)).text();
     result.serverDropped = Number(metrics.match(/meet_audio_frames_dropped_total (\d+)/)?.[1] ?? 0);
@@ -222,13 +275,15 @@ async function runNode(groups) {
 
 const fmt = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "-");
 const rows = [];
-for (const [meetings, size] of SCENARIOS) {
-  const { result: meet, groups } = await runMeet(meetings, size);
+for (const sc of SCENARIOS) {
+  const { result: meet, groups } = await runMeet(sc);
   const node = await runNode(groups);
-  rows.push({ scenario: `${meetings}x${size}`, meet, node });
+  rows.push({ scenario: sc.label, meet, node });
 }
 
-console.log(`\nfan-out: every 20 ms each host sends 3,840 B of Float32; ${DURATION} s measured per run; websocket clients`);
+console.log(
+  `\nfan-out: every 20 ms each host sends ${(FRAME_SAMPLES * 4).toLocaleString("en")} B of Float32; ${DURATION} s measured per run; websocket clients`,
+);
 console.log(
   [
     "scenario".padEnd(9),
@@ -240,6 +295,7 @@ console.log(
     "CPU s".padStart(7),
     "µs CPU/frame".padStart(13),
     "peak RSS MiB".padStart(13),
+    "RSS +MiB".padStart(9),
   ].join(" "),
 );
 for (const { scenario, meet, node } of rows) {
@@ -258,6 +314,7 @@ for (const { scenario, meet, node } of rows) {
         fmt(r.cpuSeconds, 2).padStart(7),
         fmt(r.cpuMicrosPerFrame, 1).padStart(13),
         fmt(r.peakRssMiB, 1).padStart(13),
+        fmt(r.rssGrowthMiB, 1).padStart(9),
       ].join(" "),
     );
   }
@@ -266,6 +323,20 @@ for (const { scenario, meet, node } of rows) {
       `, p99 ${fmt(node.p99 / meet.p99, 2)}×, peak RSS ${fmt(node.peakRssMiB / meet.peakRssMiB, 2)}×` +
       `; meet dropped ${meet.serverDropped} frames at full queues`,
   );
+}
+// A silent socket against the same scenario without it: what it costs the listeners and the
+// server's memory, on meet and on the reference relay.
+for (const row of rows.filter((r) => r.scenario.endsWith(":silent"))) {
+  const twin = rows.find((r) => r.scenario === row.scenario.replace(":silent", ""));
+  if (!twin) continue;
+  for (const name of ["meet", "node"]) {
+    const [with_, without] = [row[name], twin[name]];
+    console.log(
+      `${row.scenario.padEnd(9)} ${name === "meet" ? "meet" : "node-relay"}: a silent socket changes the listeners' p99 ${fmt(without.p99, 2)} → ${fmt(with_.p99, 2)} ms ` +
+        `(${fmt(with_.p99 / without.p99, 2)}×), lost ${without.lost} → ${with_.lost}, RSS growth ${fmt(without.rssGrowthMiB, 1)} → ${fmt(with_.rssGrowthMiB, 1)} MiB` +
+        (name === "meet" ? `; ${with_.serverDropped} frames dropped for it at its full queue` : ""),
+    );
+  }
 }
 const big = rows.find((r) => r.scenario === "1x50");
 if (big) {

@@ -4,9 +4,11 @@
 #
 #   bash bench/fanout.sh                      # 1 meeting × 50, then 10 meetings × 10, 20 s each
 #   DURATION=10 SCENARIOS=1x50 bash bench/fanout.sh
+#   FRAME_SAMPLES=16384 SCENARIOS=1x3,1x3:silent bash bench/fanout.sh   # a socket that never reads
 #
-# Knobs: DURATION (seconds per run, 20), SCENARIOS ("1x50,10x10"), NO_BUILD=1, MEET_BIN,
-# JSON_OUT=path.
+# Knobs: DURATION (seconds per run, 20), SCENARIOS ("1x50,10x10"; `KxN:silent` adds a socket
+# that never reads to every meeting), FRAME_SAMPLES (960 Float32 samples a frame), NO_BUILD=1,
+# MEET_BIN, JSON_OUT=path.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -20,6 +22,7 @@ fi
 if [ ! -d bench/peers/node_modules/socket.io ]; then
     (cd bench/peers && npm ci --no-audit --no-fund)
 fi
-args=(--meet "$MEET_BIN" --duration "${DURATION:-20}" --scenarios "${SCENARIOS:-1x50,10x10}")
+args=(--meet "$MEET_BIN" --duration "${DURATION:-20}" --scenarios "${SCENARIOS:-1x50,10x10}"
+    --frame-samples "${FRAME_SAMPLES:-960}")
 [ -n "${JSON_OUT:-}" ] && args+=(--json "$JSON_OUT")
 exec node bench/fanout.mjs "${args[@]}"

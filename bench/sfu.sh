@@ -6,14 +6,16 @@
 #   bash bench/sfu.sh                 # 1x50:3, 1x50:all, 10x10:all, 3x50:all, 1x50:0 — 20 s each,
 #                                     # on meet and on Janus, side by side
 #   DURATION=10 SCENARIOS=1x50:3 ENGINES=rtc bash bench/sfu.sh
-#   SOAK=10 bash bench/sfu.sh         # the soak instead: 10 meetings of 10 joining, leaving,
-#                                     # switching modes and muting for 10 minutes, on rtc
+#   SOAK=30 bash bench/sfu.sh         # the soak instead: 10 meetings of 10 on WebRTC and one of
+#                                     # 30 on the relay, joining, leaving, switching modes,
+#                                     # muting and recording for 30 minutes, on rtc
 #
 # Knobs: DURATION (seconds measured per scenario, 20), SCENARIOS (comma-separated KxN:S:
 # K meetings of N participants, S speakers each, `all` or a number), ENGINES (rtc,janus),
 # SHARDS (meet's, 2, sharing one UDP port), SEPARATE_PORTS=1 (a port per shard), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
 # MEET_BIN, JSON_OUT=path; SOAK=minutes (its engine: the first of ENGINES, default rtc),
-# SOAK_MEETINGS (10), SOAK_SIZE (10); FLOOR=0 skips the kernel's floor printed last.
+# SOAK_MEETINGS (10), SOAK_SIZE (10), SOAK_RELAY (30; 0: no relay meeting), SOAK_WARMUP
+# (seconds, 60); FLOOR=0 skips the kernel's floor printed last.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -30,7 +32,8 @@ args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
 [ "${SEPARATE_PORTS:-0}" = 1 ] && args+=(--separate-ports)
 [ -n "${JSON_OUT:-}" ] && args+=(--json "$JSON_OUT")
 if [ -n "${SOAK:-}" ]; then
-    args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}")
+    args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}"
+        --soak-relay "${SOAK_RELAY:-30}" --soak-warmup "${SOAK_WARMUP:-60}")
 fi
 "$TARGET_DIR/release/examples/sfu-load" "${args[@]}"
 # The kernel's own cost for what 1x50:all and 3x50:all make the server send, and for

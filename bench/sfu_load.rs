@@ -80,6 +80,14 @@ struct Args {
     /// Soak: participants in each (three of whom speak).
     #[arg(long, default_value_t = 10)]
     soak_size: usize,
+    /// Soak: participants of one more meeting on the Socket.IO relay only (PCM, no WebRTC;
+    /// three of them speak); 0 for none.
+    #[arg(long, default_value_t = 30)]
+    soak_relay: usize,
+    /// Soak: seconds of the same actions before the start is taken (the RSS every later
+    /// minute is held to).
+    #[arg(long, default_value_t = 60)]
+    soak_warmup: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -290,7 +298,8 @@ struct Group {
     members: Vec<(String, String)>,
 }
 
-async fn provision(base: &str, meetings: usize, size: usize) -> Result<Vec<Group>> {
+/// A meeting per entry of `sizes`, each with a host and `size - 1` students of that host.
+async fn provision(base: &str, sizes: &[usize]) -> Result<Vec<Group>> {
     let http = reqwest::Client::new();
     let login = |u: String, p: String| {
         let http = http.clone();
@@ -305,7 +314,7 @@ async fn provision(base: &str, meetings: usize, size: usize) -> Result<Vec<Group
     };
     let (_, admin) = login("admin".into(), ADMIN_PASSWORD.into()).await?;
     let mut groups = Vec::new();
-    for m in 0..meetings {
+    for (m, &size) in sizes.iter().enumerate() {
         let (user, pass) = (format!("bench-host-{m}"), "bench-host-pass".to_owned());
         api(
             &http,
@@ -413,9 +422,15 @@ impl Sio {
                 }
                 let Ok(Message::Text(t)) = msg else { continue };
                 let t = t.as_str();
+                // An event, or one with binary attachments (`451-[…]`, the attachments
+                // follow as binary messages and are not kept: only the event is).
+                let event = t.strip_prefix("42").or_else(|| {
+                    let (count, rest) = t.strip_prefix("45")?.split_once('-')?;
+                    count.bytes().all(|b| b.is_ascii_digit()).then_some(rest)
+                });
                 if t == "2" {
                     let _ = pong.send(Message::text("3"));
-                } else if let Some(body) = t.strip_prefix("42") {
+                } else if let Some(body) = event {
                     if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(body) {
                         let _ = ev_tx.send(json!({"name": a[0], "data": a.get(1)}));
                     }
@@ -453,6 +468,15 @@ impl Sio {
             .await
             .context("no acknowledgement within 20 s")?
             .context("socket closed")
+    }
+
+    /// Emits `event` with one binary attachment, which `data` names with Socket.IO's
+    /// placeholder (`{"_placeholder": true, "num": 0}`); no acknowledgement is asked for.
+    fn emit_binary(&self, event: &str, data: Value, attachment: Bytes) -> Result<()> {
+        self.out
+            .send(Message::text(format!("451-{}", json!([event, data]))))?;
+        self.out.send(Message::Binary(attachment))?;
+        Ok(())
     }
 
     /// Closes the websocket, as a closed tab does.
@@ -607,6 +631,32 @@ struct Outcome {
     recordings: usize,
 }
 
+/// Waits for a stopped recording to be `completed` (by `deadline`) and gives it; a `failed` one,
+/// or one still unfinished at the deadline, is an error.
+async fn completed(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    deadline: Instant,
+) -> Result<Value> {
+    loop {
+        let v: Value = http
+            .get(format!("{base}/api/recordings/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match v["recording"]["status"].as_str() {
+            Some("completed") => return Ok(v["recording"].clone()),
+            Some("failed") => bail!("recording {id} failed: {v}"),
+            _ if Instant::now() > deadline => bail!("recording {id} not completed: {v}"),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 async fn metric(base: &str, name: &str) -> f64 {
     let text = match reqwest::get(format!("{base}/metrics")).await {
         Ok(r) => r.text().await.unwrap_or_default(),
@@ -641,7 +691,7 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
     let groups = if janus {
         Vec::new()
     } else {
-        provision(&server.base, s.meetings, s.size).await?
+        provision(&server.base, &vec![s.size; s.meetings]).await?
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, rss0) = proc_usage(server.pid);
@@ -751,23 +801,14 @@ async fn run(args: &Args, s: &Scenario, engine: &str, ports: u16) -> Result<Outc
             .await?;
         }
         for (token, _, id) in &recordings {
-            loop {
-                let v: Value = http
-                    .get(format!("{}/api/recordings/{id}", server.base))
-                    .bearer_auth(token)
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                match v["recording"]["status"].as_str() {
-                    Some("completed") => break,
-                    Some("failed") => bail!("recording {id} failed: {v}"),
-                    _ if stopped.elapsed() > Duration::from_secs(120) => {
-                        bail!("recording {id} not completed: {v}")
-                    }
-                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
+            completed(
+                &http,
+                &server.base,
+                token,
+                id,
+                stopped + Duration::from_secs(120),
+            )
+            .await?;
         }
         stop_to_completed_s = stopped.elapsed().as_secs_f64();
     }

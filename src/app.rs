@@ -199,6 +199,16 @@ pub async fn start_with_clock(
         Ok(n) => tracing::info!(seats = n, "released seats left from the previous run"),
         Err(e) => tracing::warn!(error = %e, "could not release stale seats"),
     }
+    // A meeting whose time ran out while the server was down ends now (`duration_exceeded`),
+    // not at the next cleanup job.
+    match services.end_overdue_meetings().await {
+        Ok(ended) if ended.is_empty() => {}
+        Ok(ended) => tracing::info!(
+            meetings = ended.len(),
+            "ended meetings whose time ran out while the server was down"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not end the meetings past their time"),
+    }
     if let Some(queue) = services.take_storer_queue() {
         tokio::spawn(Arc::clone(&services).run_storer(queue));
     }

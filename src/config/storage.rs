@@ -29,6 +29,7 @@ pub struct RawS3 {
     pub prefix: Option<Text>,
     pub presign_seconds: Option<u32>,
     pub multipart_threshold_mib: Option<u32>,
+    pub timeout_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +50,8 @@ pub struct S3Config {
     pub presign_seconds: u32,
     /// Files larger than this go up in parts of this size (S3's minimum part is 5 MiB).
     pub multipart_bytes: usize,
+    /// How long one request to S3 may take before it fails (and an upload is retried).
+    pub timeout: std::time::Duration,
 }
 
 pub(super) fn validate(raw: RawStorage, data_dir: &Path) -> Result<StorageConfig, ConfigError> {
@@ -108,6 +111,12 @@ pub(super) fn validate(raw: RawStorage, data_dir: &Path) -> Result<StorageConfig
                 )? as usize
                     * 1024
                     * 1024,
+                timeout: std::time::Duration::from_secs(u64::from(within(
+                    s3.timeout_seconds,
+                    60,
+                    1..=3600,
+                    "storage.s3.timeout_seconds",
+                )?)),
             }))
         }
         other => Err(key_err(

@@ -20,6 +20,13 @@ pub struct ClientAddr(pub SocketAddr);
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
+/// The request's whole body, read by the server before routing (`AppService`) and put in the
+/// request. Body filters read it from here rather than with `warp::body`, which hands the body
+/// out once: when a route whose path matches refuses the body, the next route that matches
+/// the same path (`/api/meetings/private/end` and `/api/meetings/{id}/end`) reads it too.
+#[derive(Debug, Clone, Default)]
+pub struct RequestBody(pub Bytes);
+
 pub fn state(
     state: Arc<HttpState>,
 ) -> impl Filter<Extract = (Arc<HttpState>,), Error = std::convert::Infallible> + Clone {
@@ -80,10 +87,13 @@ pub fn caller_if_any(
 pub fn json<T: DeserializeOwned + Send + 'static>()
 -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
-        .and(warp::body::bytes())
-        .and_then(|content_type: Option<String>, body: Bytes| async move {
-            parse_json::<T>(content_type.as_deref(), &body).map_err(ApiError::into_rejection)
-        })
+        .and(warp::ext::optional::<RequestBody>())
+        .and_then(
+            |content_type: Option<String>, body: Option<RequestBody>| async move {
+                let body = body.unwrap_or_default().0;
+                parse_json::<T>(content_type.as_deref(), &body).map_err(ApiError::into_rejection)
+            },
+        )
 }
 
 pub fn parse_json<T: DeserializeOwned>(

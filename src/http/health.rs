@@ -18,7 +18,7 @@ use super::{HttpState, Response};
 /// routes by `tests/it/openapi.rs` and fuzzed from by schemathesis there.
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-/// The methods the description gives the route of `path` (`Allow` of a `405`), in its order:
+/// The methods the description gives the route of `path` (`Allow` of a `405`; HEAD with GET), in its order:
 /// a literal segment of a route wins over another route's parameter.
 pub fn allowed_methods(path: &str) -> Option<&'static str> {
     type Route = (Vec<String>, String);
@@ -30,10 +30,12 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
             .into_iter()
             .flatten()
             .map(|(template, item)| {
-                let methods: Vec<String> = ["get", "post", "put", "delete"]
+                // A GET route answers HEAD too (`AppService`).
+                let methods: Vec<&str> = [("get", "GET, HEAD"), ("post", "POST")]
                     .into_iter()
-                    .filter(|m| item.get(*m).is_some())
-                    .map(str::to_uppercase)
+                    .chain([("put", "PUT"), ("delete", "DELETE")])
+                    .filter(|(m, _)| item.get(*m).is_some())
+                    .map(|(_, allow)| allow)
                     .collect();
                 (
                     template.split('/').map(str::to_owned).collect(),

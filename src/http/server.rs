@@ -25,7 +25,7 @@ use warp::Reply;
 use warp::filters::BoxedFilter;
 
 use super::error::ApiError;
-use super::extract::{ClientAddr, ClientIp};
+use super::extract::{ClientAddr, ClientIp, RequestBody};
 use super::{HttpState, Response};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -212,6 +212,10 @@ impl AppService {
         parts.extensions.insert(ClientIp(ip));
         let uri = parts.uri.clone();
         let method = parts.method.clone();
+        // RFC 9110: a HEAD is answered as its GET would be, without the body (`finish`).
+        if method == Method::HEAD {
+            parts.method = Method::GET;
+        }
         // Captured only when the access log is on; the path only, never the query string.
         let path = tracing::enabled!(target: "meet::access", tracing::Level::INFO)
             .then(|| parts.uri.path().to_owned());
@@ -236,8 +240,7 @@ impl AppService {
         {
             ApiError::too_large(http.body_limit).into_response()
         } else if body.is_end_stream() {
-            self.route(Request::from_parts(parts, Full::new(Bytes::new())))
-                .await
+            self.route(parts, Bytes::new()).await
         } else {
             let collect =
                 tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, http.body_limit).collect());
@@ -247,10 +250,7 @@ impl AppService {
                 return self.finish(res, &uri, None, &method, path.as_deref(), ip, started);
             };
             match collected {
-                Ok(collected) => {
-                    self.route(Request::from_parts(parts, Full::new(collected.to_bytes())))
-                        .await
-                }
+                Ok(collected) => self.route(parts, collected.to_bytes()).await,
                 Err(e)
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
                         .is_some() =>
@@ -273,8 +273,10 @@ impl AppService {
         )
     }
 
-    /// The warp routes, on a request whose body has been read.
-    async fn route(&self, req: Request<Full<Bytes>>) -> Response {
+    /// The warp routes, on a request whose body has been read (and put in it, `RequestBody`).
+    async fn route(&self, mut parts: http::request::Parts, body: Bytes) -> Response {
+        parts.extensions.insert(RequestBody(body.clone()));
+        let req = Request::from_parts(parts, Full::new(body));
         match warp::service(self.routes.clone()).oneshot(req).await {
             Ok(res) => res,
             Err(never) => match never {},
@@ -298,6 +300,15 @@ impl AppService {
             // RFC 9110: a 405 names the methods the route has.
             res.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if method == Method::HEAD {
+            // The GET's headers, its length among them; no body (an audio file is not read).
+            let len = http_body::Body::size_hint(res.body()).exact();
+            if let Some(len) = len.filter(|_| !res.headers().contains_key(header::CONTENT_LENGTH)) {
+                res.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+            *res.body_mut() = Bytes::new().into();
         }
         let h = res.headers_mut();
         security_headers(&self.state, h);

@@ -112,8 +112,9 @@ impl Assets {
         );
     }
 
-    /// The answer to a GET or HEAD of `path`, or `None` when there is no such file.
-    fn respond(&self, path: &str, request: &HeaderMap, head: bool) -> Option<Response> {
+    /// The answer to a GET of `path` (a HEAD is a GET without its body, `AppService`), or
+    /// `None` when there is no such file.
+    fn respond(&self, path: &str, request: &HeaderMap) -> Option<Response> {
         let name = if path.is_empty() { "index.html" } else { path };
         let asset = self.files.get(name)?;
         let mut r = Response::new(Bytes::new().into());
@@ -141,9 +142,7 @@ impl Assets {
             _ => asset.body.clone(),
         };
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        if !head {
-            *r.body_mut() = body.into();
-        }
+        *r.body_mut() = body.into();
         Some(r)
     }
 }
@@ -204,21 +203,16 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
 
 pub fn routes(assets: Arc<Assets>) -> BoxedFilter<(Response,)> {
     warp::get()
-        .map(|| false)
-        .or(warp::head().map(|| true))
-        .unify()
         .and(warp::path::tail())
         .and(warp::header::headers_cloned())
-        .and_then(
-            move |head: bool, tail: warp::path::Tail, headers: HeaderMap| {
-                let assets = Arc::clone(&assets);
-                async move {
-                    assets
-                        .respond(tail.as_str(), &headers, head)
-                        .ok_or_else(warp::reject::not_found)
-                }
-            },
-        )
+        .and_then(move |tail: warp::path::Tail, headers: HeaderMap| {
+            let assets = Arc::clone(&assets);
+            async move {
+                assets
+                    .respond(tail.as_str(), &headers)
+                    .ok_or_else(warp::reject::not_found)
+            }
+        })
         .boxed()
 }
 
@@ -266,7 +260,7 @@ mod tests {
     fn the_embedded_client_has_its_page_typed_tagged_and_compressed() {
         let assets = Assets::embedded();
         let index = assets
-            .respond("", &request(&[("accept-encoding", "gzip")]), false)
+            .respond("", &request(&[("accept-encoding", "gzip")]))
             .expect("index.html");
         assert_eq!(index.status(), StatusCode::OK);
         assert_eq!(
@@ -277,8 +271,8 @@ mod tests {
         let etag = index.headers()[header::ETAG].clone();
         let mut again = HeaderMap::new();
         again.insert(header::IF_NONE_MATCH, etag);
-        let cached = assets.respond("index.html", &again, false).expect("index");
+        let cached = assets.respond("index.html", &again).expect("index");
         assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
-        assert!(assets.respond("no/such.js", &again, false).is_none());
+        assert!(assets.respond("no/such.js", &again).is_none());
     }
 }

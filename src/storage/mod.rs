@@ -18,7 +18,12 @@ pub enum StorageError {
     S3(String),
     #[error("invalid object key `{0}`")]
     BadKey(String),
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
+
+/// How long the readiness check waits for the storage.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where a client can read an object from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +103,18 @@ impl Storage {
     }
 
     /// Readiness: the storage answers and is writable (local) or reachable (S3).
+    /// Readiness: writable (local) or reachable (S3), within 2 seconds, as the database's own
+    /// check: a storage that accepts and never answers makes `/readyz` fail, not hang.
     pub async fn check(&self) -> Result<(), StorageError> {
-        match self {
-            Self::Local(s) => s.check().await,
-            Self::S3(s) => s.check().await,
-        }
+        let check = async {
+            match self {
+                Self::Local(s) => s.check().await,
+                Self::S3(s) => s.check().await,
+            }
+        };
+        tokio::time::timeout(READY_WITHIN, check)
+            .await
+            .unwrap_or(Err(StorageError::Timeout(READY_WITHIN)))
     }
 }
 

@@ -51,6 +51,10 @@ impl S3Storage {
         if c.path_style {
             bucket = bucket.with_path_style();
         }
+        // Every request, the bucket check below included: a server that accepts and never
+        // answers costs `timeout` (twice: rust-s3 retries once), not rust-s3's minute. (The
+        // client is built with it: `set_request_timeout` would not reach the tokio backend.)
+        bucket = bucket.with_request_timeout(c.timeout).map_err(s3_err)?;
         let storage = Self {
             bucket,
             prefix: c.prefix.clone(),

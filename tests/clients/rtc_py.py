@@ -9,6 +9,8 @@ Commands (stdin), handled one at a time in order:
   {"cmd":"offer"}                 offer the mic track; the ack carries the answer
                                   -> {"ev":"answered"} | {"ev":"offer_refused","ack":...}
   {"cmd":"mic","on":bool}         tone (true) or digital silence (false)
+  {"cmd":"answers","on":bool}     answer the server's offers (true, the default) or leave them
+                                  unanswered ({"ev":"reoffer_ignored"} for each)
   {"cmd":"stats"}                 -> {"ev":"stats","users":{uid:{"frames","audible_frames","rms",
                                       "freq","since_audible"}}}   (rms/freq over the last ~0.5 s;
                                       since_audible in seconds, null if never audible)
@@ -274,6 +276,10 @@ def remap_tracks(sdp):
             out({"ev": "track", "user": uid, "reused": True})
 
 
+# Whether the server's offers are answered (`answers`).
+answering = {"on": True}
+
+
 async def set_remote(sdp, kind):
     global applying_sdp
     applying_sdp = sdp
@@ -286,7 +292,9 @@ async def set_remote(sdp, kind):
 
 async def apply_signal(signal):
     kind = signal.get("type")
-    if kind == "offer":
+    if kind == "offer" and not answering["on"]:
+        out({"ev": "reoffer_ignored"})
+    elif kind == "offer":
         async with sig_lock:
             await set_remote(signal["sdp"], "offer")
             await pc.setLocalDescription(await pc.createAnswer())
@@ -377,6 +385,8 @@ async def handle(cmd):
                 out({"ev": "offer_refused", "ack": ack})
     elif op == "mic":
         mic.on = bool(cmd.get("on"))
+    elif op == "answers":
+        answering["on"] = bool(cmd.get("on"))
     elif op == "stats":
         out({"ev": "stats", "users": {uid: s.stats() for uid, s in speakers.items()}})
     elif op == "reset":

@@ -22,6 +22,18 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub admin: String,
+    /// The server's own runtime: every task in it is the server's, so its task count
+    /// (`meet_runtime_alive_tasks`) counts none of the test's clients.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Within the test's own runtime: no blocking wait for the server's tasks.
+            runtime.shutdown_background();
+        }
+    }
 }
 
 pub struct Reply {
@@ -43,6 +55,26 @@ impl Reply {
         }
         &self.body
     }
+}
+
+/// The `/metrics` text of the server at `base`.
+pub async fn metrics_text(base: &str) -> Option<String> {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// A series' value in a `/metrics` text (`name` with its labels, if any, as the text spells
+/// them); panics when there is none.
+pub fn metric_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 pub fn assert_error_shape(body: &Value) {
@@ -86,8 +118,16 @@ impl TestServer {
         config.jobs.enabled = false;
         tweak(&mut config);
         let clock = Arc::new(ManualClock::new(start_time()));
-        let app = meet::app::start_with_clock(config, clock.clone())
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("meet-server")
+            .enable_all()
+            .build()
+            .expect("the server's runtime");
+        let app = runtime
+            .spawn(meet::app::start_with_clock(config, clock.clone()))
             .await
+            .expect("the start task")
             .expect("server starts");
         let base = format!("http://{}", app.addr);
         let client = reqwest::Client::builder()
@@ -101,6 +141,7 @@ impl TestServer {
             client,
             dir,
             admin: String::new(),
+            runtime: Some(runtime),
         };
         server.admin = server.login("admin", ADMIN_PASSWORD).await;
         server
@@ -121,7 +162,10 @@ impl TestServer {
 
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
-            app.shutdown().await;
+            match &self.runtime {
+                Some(rt) => rt.spawn(app.shutdown()).await.expect("the shutdown task"),
+                None => app.shutdown().await,
+            }
         }
     }
 
@@ -161,6 +205,11 @@ impl TestServer {
             headers,
             body,
         }
+    }
+
+    /// A series of the server's `/metrics` (loopback needs no token), by its name and labels.
+    pub async fn metric(&self, name: &str) -> f64 {
+        metric_in(&metrics_text(&self.base).await.expect("metrics"), name)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {

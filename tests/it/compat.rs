@@ -609,7 +609,8 @@ async fn the_originals_socket_events_and_a_private_talk_request() {
     let mut ben = joined(&c, &c.students[1].1).await;
     let mut cleo = joined(&c, &c.students[2].1).await;
 
-    // A student cannot switch modes by any of the original's names.
+    // A student can do none of the host's events, by any of their names: switch modes,
+    // answer a request, mute.
     for (event, body) in [
         (
             "switch-mode",
@@ -619,6 +620,10 @@ async fn the_originals_socket_events_and_a_private_talk_request() {
         ("disable-private-mode", json!({})),
         ("end-private-chat", json!({"studentId": ana_id})),
         ("accept-private-conversation", json!({"studentId": ana_id})),
+        ("accept-private-chat", json!({"studentId": ana_id})),
+        ("decline-private-conversation", json!({"studentId": ana_id})),
+        ("mute-participant", json!({"userId": ben_id})),
+        ("unmute-participant", json!({"participantId": ben_id})),
     ] {
         let ack = ana.call(event, body).await;
         assert_eq!(
@@ -628,6 +633,7 @@ async fn the_originals_socket_events_and_a_private_talk_request() {
         );
     }
     cleo.assert_no("mode-changed", QUIET).await;
+    ben.assert_no("participant-muted", QUIET).await;
 
     // The original's audio names.
     let ack = ana

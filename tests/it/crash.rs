@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::recorder::{judge, opusinfo, windows};
 use crate::sio::{AuthForm, Client, Kind, to_bin};
-use crate::smoke::{ADMIN_PASSWORD, Process, data_dir, login};
+use crate::smoke::{ADMIN_PASSWORD, Process, data_dir, get_json, login};
 
 struct Lesson {
     host: String,
@@ -211,12 +211,7 @@ async fn recordings_survive_sigterm_and_kill_9() {
     // Not a whole number of seconds: the last page (a second of audio) is cut short.
     speak(&mut ana, 4.5).await;
     let killed_at = t0.elapsed().as_secs_f64();
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &server.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    drop(server);
+    server.kill_9();
     assert!(
         data.join("spool")
             .join(&second)
@@ -226,6 +221,20 @@ async fn recordings_survive_sigterm_and_kill_9() {
     );
 
     let server = Process::serve(&data);
+    // Nobody is shown online: no socket survived the kill.
+    let who = get_json(
+        &http,
+        format!("{}/api/meetings/participants/{}", server.addr, l.meeting),
+        &l.host,
+    )
+    .await;
+    assert_eq!(who["count"], 0, "{who}");
+    assert!(
+        who["participants"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["online"] == false)),
+        "{who}"
+    );
     let rec = completed(&http, &server.addr, &l.host, &second).await;
     let d = rec["duration"].as_f64().expect("duration");
     assert!(
@@ -268,15 +277,52 @@ async fn recordings_survive_sigterm_and_kill_9() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!spool.exists(), "the spool is cleared once stored");
-    let meeting: Value = http
-        .get(format!("{}/api/meetings/{}", server.addr, l.meeting))
-        .bearer_auth(&l.host)
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let meeting = get_json(
+        &http,
+        format!("{}/api/meetings/{}", server.addr, l.meeting),
+        &l.host,
+    )
+    .await;
     assert_eq!(meeting["meeting"]["recording"], Value::Null, "{meeting}");
+    // Still within its time, the meeting is still open (a crash ends no meeting).
+    assert_eq!(meeting["meeting"]["status"], "active", "{meeting}");
+
+    assert!(server.terminate().success());
+
+    // A meeting of 3 seconds at most, begun; kill -9, and the server stays down past its
+    // time: at the next start it is over (before the cleanup job's next run, minutes away).
+    let server = Process::serve_with(&data, &[("MEET_MEETINGS__MAX_DURATION_SECONDS", "3")]);
+    let short = post(
+        &http,
+        &server.addr,
+        "/api/meetings/create",
+        &l.host,
+        json!({"topic": "Short"}),
+    )
+    .await["meeting"]["_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let joined = post(
+        &http,
+        &server.addr,
+        &format!("/api/meetings/{short}/join"),
+        &l.host,
+        json!({}),
+    )
+    .await;
+    assert_eq!(joined["meeting"]["status"], "active", "{joined}");
+    server.kill_9();
+    // Down for the meeting's whole time (the outage itself, not a wait for anything).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let server = Process::serve(&data);
+    let meeting = get_json(
+        &http,
+        format!("{}/api/meetings/{short}", server.addr),
+        &l.host,
+    )
+    .await;
+    assert_eq!(meeting["meeting"]["status"], "ended", "{meeting}");
+    assert_eq!(meeting["meeting"]["endReason"], "duration_exceeded");
     assert!(server.terminate().success());
 }

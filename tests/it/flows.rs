@@ -356,45 +356,59 @@ async fn deleting_a_recording_removes_its_file() {
     let (_, other) = t.host("hostb").await;
     let now = meet::clock::Clock::now(&*t.clock);
     let services = &t.app().services;
-    let key = "recordings/m1/r1.ogg";
-    let src = t.dir.path().join("r1.ogg");
-    std::fs::write(&src, b"OggS-not-really").expect("write");
-    services
-        .storage
-        .put_file(key, &src, "audio/ogg")
-        .await
-        .expect("put");
-    assert!(services.storage.exists(key).await.expect("exists"));
-    services
-        .store
-        .create_recording(NewRecording {
-            id: "r1".into(),
-            meeting_id: "m1".into(),
-            meeting_topic: "t".into(),
-            host_id,
-            host_name: "hosta".into(),
-            is_private: false,
-            student_id: None,
-            start_time: now,
-            expires_at: now + Duration::days(3),
-            object_key: key.into(),
-            participant_ids: vec![],
-        })
-        .await
-        .expect("rec");
-    services
-        .store
-        .finish_recording("r1", "completed", now, 1.0, 15)
-        .await
-        .expect("finish");
-    t.call(Method::DELETE, "/api/recordings/r1", Some(&other), None)
-        .await
-        .expect(404);
-    t.call(Method::DELETE, "/api/recordings/r1", Some(&host), None)
-        .await
-        .expect(200);
-    assert!(!services.storage.exists(key).await.expect("exists"));
-    t.get("/api/recordings/r1", &host).await.expect(404);
+    // Its host deletes r1 by the recordings route, an admin r2 by the admin route.
+    for (id, route, deleter) in [
+        ("r1", "/api/recordings/r1", &host),
+        ("r2", "/api/admin/recordings/r2", &t.admin),
+    ] {
+        let key = format!("recordings/m1/{id}.ogg");
+        let src = t.dir.path().join(format!("{id}.ogg"));
+        std::fs::write(&src, b"OggS-not-really").expect("write");
+        services
+            .storage
+            .put_file(&key, &src, "audio/ogg")
+            .await
+            .expect("put");
+        assert!(services.storage.exists(&key).await.expect("exists"));
+        services
+            .store
+            .create_recording(NewRecording {
+                id: id.into(),
+                meeting_id: "m1".into(),
+                meeting_topic: "t".into(),
+                host_id: host_id.clone(),
+                host_name: "hosta".into(),
+                is_private: false,
+                student_id: None,
+                start_time: now,
+                expires_at: now + Duration::days(3),
+                object_key: key.clone(),
+                participant_ids: vec![],
+            })
+            .await
+            .expect("rec");
+        services
+            .store
+            .finish_recording(id, "completed", now, 1.0, 15)
+            .await
+            .expect("finish");
+        t.call(Method::DELETE, route, Some(&other), None)
+            .await
+            .expect(if deleter == &host { 404 } else { 403 });
+        t.call(Method::DELETE, route, Some(deleter), None)
+            .await
+            .expect(200);
+        assert!(
+            !services.storage.exists(&key).await.expect("exists"),
+            "{id}"
+        );
+        t.get(&format!("/api/recordings/{id}"), &host)
+            .await
+            .expect(404);
+        t.call(Method::DELETE, route, Some(deleter), None)
+            .await
+            .expect(404);
+    }
 }
 
 #[tokio::test]
@@ -576,4 +590,56 @@ async fn the_join_answer_carries_the_configured_ice_servers() {
         "base64 of an HMAC-SHA1"
     );
     assert_eq!(ice[1]["urls"], json!(["turn:turn.example.org:3478"]));
+}
+
+/// Renaming a student moves their login to the new name and keeps their tokens (only a new
+/// password or a deactivation revokes them); re-enabling a disabled host lets its students in
+/// again, their tokens included, while the host's own old tokens stay dead.
+#[tokio::test]
+async fn renaming_keeps_tokens_and_a_reenabled_hosts_students_sign_in_again() {
+    let t = TestServer::start().await;
+    let (host_id, host) = t.host("hosta").await;
+    let (student_id, student) = t.student(&host, "studa").await;
+    let r = t
+        .call(
+            Method::PUT,
+            &format!("/api/host/students/{student_id}"),
+            Some(&host),
+            Some(json!({"username": "studz"})),
+        )
+        .await;
+    assert_eq!(r.expect(200)["data"]["student"]["username"], "studz");
+    let profile = t.get("/api/auth/profile", &student).await;
+    assert_eq!(profile.expect(200)["username"], "studz", "{}", profile.body);
+    let old_name = t
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "studa", "password": "studa-password"})),
+        )
+        .await;
+    assert_eq!(old_name.status.as_u16(), 401, "{}", old_name.body);
+    let student = t.login("studz", "studa-password").await;
+
+    let hosts_path = format!("/api/admin/hosts/{host_id}");
+    let set_host = |active: bool| {
+        t.call(
+            Method::PUT,
+            &hosts_path,
+            Some(&t.admin),
+            Some(json!({"isActive": active})),
+        )
+    };
+    set_host(false).await.expect(200);
+    t.get("/api/auth/profile", &student).await.expect(401);
+    set_host(true).await.expect(200);
+    // The host's own tokens were revoked and stay so; its students were only shut out while
+    // it was disabled (docs/API.md), and their tokens work again, as do new sign-ins.
+    t.get("/api/auth/profile", &host).await.expect(401);
+    t.get("/api/student/info", &student).await.expect(200);
+    let student = t.login("studz", "studa-password").await;
+    t.get("/api/student/info", &student).await.expect(200);
+    let host = t.login("hosta", "hosta-password").await;
+    t.get("/api/host/students", &host).await.expect(200);
 }

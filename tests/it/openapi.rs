@@ -87,6 +87,18 @@ async fn the_description_names_every_route_and_method_and_no_other() {
     let mut operations = 0;
     for (template, item) in paths {
         let path = concrete(template);
+        if item.get("get").is_some() {
+            // RFC 9110: every GET route answers HEAD with the GET's status and headers, no body.
+            let get = t.call(Method::GET, &path, None, None).await;
+            let head = t.call(Method::HEAD, &path, None, None).await;
+            assert_eq!(head.status, get.status, "HEAD {template}");
+            assert_eq!(head.body, Value::Null, "HEAD {template}: a body");
+            assert_eq!(
+                head.headers.get("content-type"),
+                get.headers.get("content-type"),
+                "HEAD {template}"
+            );
+        }
         for method in METHODS {
             let documented = item.get(method).is_some();
             let r = t
@@ -125,10 +137,14 @@ async fn the_description_names_every_route_and_method_and_no_other() {
                     r.body
                 );
                 if status == 405 {
+                    // HEAD wherever GET is.
                     let want: Vec<String> = METHODS
                         .iter()
                         .filter(|m| item.get(**m).is_some())
-                        .map(|m| m.to_uppercase())
+                        .map(|m| match *m {
+                            "get" => "GET, HEAD".to_owned(),
+                            m => m.to_uppercase(),
+                        })
                         .collect();
                     assert_eq!(
                         r.headers.get("allow").and_then(|v| v.to_str().ok()),

@@ -569,8 +569,27 @@ async fn presence_follows_the_sockets() {
     host.assert_no("participant-left", QUIET).await;
 
     // The last tab drops without a goodbye and comes back within the grace: no leave, no join.
+    // The server's socket count reaches `n`.
+    let server = &c.server;
+    let sockets = move |n: u64| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let health = server.get("/socket-health", "").await;
+            if health.body["connections"] == n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{n} sockets: {}",
+                health.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    sockets(2).await;
     tab1.kill().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server has seen her tab go (the host's socket alone) before she comes back.
+    sockets(1).await;
     let mut back = c.join(Kind::Node, &ana_token).await;
     host.assert_no("participant-left", Duration::from_millis(1500))
         .await;
@@ -949,4 +968,72 @@ async fn frames_of_one_sender_arrive_in_order() {
         (0..100).collect::<Vec<_>>(),
         "relayed in the order sent"
     );
+}
+
+/// `join-meeting` for another meeting moves the socket: it leaves the first (announced there,
+/// its seat released) and joins the second (announced there), and audio follows it.
+#[tokio::test]
+async fn join_meeting_moves_a_socket_from_one_meeting_to_another() {
+    let c = class(|_| {}).await;
+    let (ana_id, ana_token) = c.students[0].clone();
+    let second = c.server.meeting(&c.host.1, "Second").await;
+    let mut host = c.join(Kind::NodeWebsocket, &c.host.1).await;
+    let mut ben = c.join(Kind::Python, &c.students[1].1).await;
+    host.event("participant-joined").await;
+    let mut ana = c.join(Kind::NodeWebsocket, &ana_token).await;
+    assert_eq!(
+        host.event("participant-joined").await["userId"],
+        json!(ana_id)
+    );
+    // Someone is already in the second meeting: cleo.
+    let mut cleo = Client::spawn(Kind::NodeWebsocket).await;
+    cleo.connect(
+        &c.server.base,
+        AuthForm::Object,
+        &c.students[2].1,
+        Some(&second),
+    )
+    .await
+    .expect("connects");
+
+    let moved = ana.call("join-meeting", json!({"meetingId": second})).await;
+    assert_eq!(moved["ok"], true, "{moved}");
+    assert_eq!(moved["meetingId"], json!(second));
+    assert_eq!(
+        host.event("participant-left").await["userId"],
+        json!(ana_id)
+    );
+    assert_eq!(
+        cleo.event("participant-joined").await["userId"],
+        json!(ana_id)
+    );
+    let ana_id = &ana_id;
+    let seat = |meeting: &str| {
+        let path = format!("/api/meetings/participants/{meeting}");
+        let server = &c.server;
+        let host = &c.host.1;
+        async move {
+            let body = server.get(&path, host).await.expect(200).clone();
+            body["participants"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .find(|p| p["_id"] == json!(ana_id))
+                .map(|p| p["online"] == true)
+        }
+    };
+    assert_eq!(seat(&c.meeting).await, Some(false));
+    assert_eq!(seat(&second).await, Some(true));
+
+    // Her audio reaches the second meeting only.
+    let ack = ana
+        .call(
+            "broadcast-audio",
+            json!({"audioData": to_bin(&[0; 960]), "format": "s16", "seq": 7}),
+        )
+        .await;
+    assert_eq!(ack["delivered"], 1, "{ack}");
+    assert_eq!(cleo.event("audio-broadcast").await["seq"], 7);
+    ben.assert_no("audio-broadcast", QUIET).await;
+    host.assert_no("audio-broadcast", QUIET).await;
 }

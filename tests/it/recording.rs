@@ -441,6 +441,24 @@ async fn a_lesson_recorded_with_a_private_talk_in_the_middle() {
     assert_eq!((status, body.len() as u64), (200, size));
     assert_eq!(h["accept-ranges"], "bytes");
     assert_eq!(h["content-length"], size.to_string().as_str());
+    // A HEAD is the GET's answer without its body: the same length, range and type.
+    let res = c
+        .server
+        .client
+        .head(c.server.url(&audio))
+        .bearer_auth(&c.host.1)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(res.status().as_u16(), 206);
+    assert_eq!(res.headers()["content-length"], "100");
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes 0-99/{size}").as_str()
+    );
+    assert_eq!(res.headers()["content-type"], "audio/ogg");
+    assert!(res.bytes().await.expect("head body").is_empty());
     let (status, h, body) = get_bytes(&c, &c.host.1, &audio, Some("bytes=0-99")).await;
     assert_eq!(status, 206);
     assert_eq!(h["content-range"], format!("bytes 0-99/{size}").as_str());
@@ -516,18 +534,7 @@ async fn relay_audio_is_encoded_for_its_speaker_with_its_pause_and_mixed_with_we
     // The host's tone reaches the server before the recording starts.
     let end = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = reqwest::get(c.server.url("/metrics"))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        let received = text
-            .lines()
-            .find_map(|l| l.strip_prefix("meet_sfu_received_packets_total "))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if received > 0.0 {
+        if c.server.metric("meet_sfu_received_packets_total").await > 0.0 {
             break;
         }
         assert!(Instant::now() < end, "the host's peer never sent audio");

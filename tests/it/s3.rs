@@ -86,6 +86,7 @@ fn s3_config(endpoint: &str, bucket: &str) -> StorageConfig {
         prefix: "recordings/".into(),
         presign_seconds: 3600,
         multipart_bytes: 5 * 1024 * 1024,
+        timeout: Duration::from_secs(60),
     })
 }
 
@@ -149,8 +150,8 @@ async fn readiness_reports_an_unreachable_s3() {
         .await
         .expect("open");
     storage.check().await.expect("ready while up");
+    // Killed and reaped: its port is closed once the drop returns.
     drop(moto);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         storage.check().await.is_err(),
         "down after the server stops"
@@ -193,6 +194,7 @@ async fn large_files_go_up_in_parts() {
 /// A short recording without audio (a mix of silence), started and stopped.
 async fn record(c: &Class, m: &str) -> String {
     let id = start_recording(c).await;
+    // A recording of 300 ms (its length, not a wait for anything).
     tokio::time::sleep(Duration::from_millis(300)).await;
     c.server
         .post(
@@ -271,7 +273,6 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
 
     // S3 goes away before the recording ends: it stays `processing`, its files in the spool.
     drop(moto);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     c.server
         .post(
             &format!("/api/meetings/{m}/recording/stop"),
@@ -280,7 +281,12 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
         )
         .await
         .expect(200);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The upload was tried and failed (it is retried later): still `processing`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.server.metric("meet_recording_failures_total").await < 1.0 {
+        assert!(Instant::now() < deadline, "no upload was tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(recording(&c, &id).await["status"], "processing");
     let ready = c.server.get("/readyz", "").await;
     assert_eq!(ready.status.as_u16(), 503);
@@ -393,4 +399,119 @@ async fn a_recording_outlives_an_s3_outage_then_plays_deletes_and_expires_there(
         .collect();
     assert_eq!(ids, [young.as_str()], "and gone from the database");
     ana.disconnect().await;
+}
+
+/// An S3 endpoint that accepts connections and never answers (a stalled server, a network that
+/// drops the answers), until it is dropped.
+struct Stalled {
+    endpoint: String,
+    port: u16,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Stalled {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            accepting,
+        }
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        // The listener and every connection it holds close with the task.
+        self.accepting.abort();
+    }
+}
+
+/// S3 that stalls: readiness says so at once instead of hanging, every upload fails after
+/// `storage.s3.timeout_seconds` and is retried without piling up tasks, nothing is lost, and
+/// once S3 answers again the recording is stored and completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_s3_costs_its_timeout_and_the_recording_waits_for_it() {
+    let stalled = Stalled::start().await;
+    let mut storage_config = s3_config(&stalled.endpoint, "stalled");
+    if let StorageConfig::S3(s3) = &mut storage_config {
+        s3.timeout = Duration::from_secs(1);
+    }
+    // (Its start checks the bucket: that too fails after the timeout, and the server starts.)
+    let c = Class::start(&["ana"], {
+        let sc = storage_config.clone();
+        move |config| config.storage = sc
+    })
+    .await;
+    // A client that gives up where a hanging check would keep it waiting.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client");
+    let ready = impatient
+        .get(c.server.url("/readyz"))
+        .send()
+        .await
+        .expect("/readyz answers");
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+    assert_ne!(body["checks"]["storage"], "ok", "{body}");
+
+    let m = c.meeting.clone();
+    let id = record(&c, &m).await;
+    // Each failed upload is counted; between two of them the server's tasks do not grow.
+    let failures = |n: f64| {
+        let server = &c.server;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while server.metric("meet_recording_failures_total").await < n {
+                assert!(Instant::now() < deadline, "{n} failed uploads");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    failures(1.0).await;
+    let tasks = c.server.metric("meet_runtime_alive_tasks").await;
+    failures(3.0).await;
+    let later = c.server.metric("meet_runtime_alive_tasks").await;
+    // (Slack of 2: the connections of the test's own `/metrics` requests end as they may.)
+    assert!(
+        later <= tasks + 2.0,
+        "tasks {tasks} after the first failure, {later} after the third"
+    );
+    assert_eq!(recording(&c, &id).await["status"], "processing");
+    let spool = c.server.dir.path().join("spool").join(&id);
+    assert!(spool.join("mix.ogg").exists(), "the mix waits in the spool");
+
+    // S3 answers again, on the same address: stored and completed, the spool cleared.
+    let port = stalled.port;
+    drop(stalled);
+    let moto = start_moto_on(port).await;
+    reqwest::Client::new()
+        .put(format!("{}/stalled", moto.endpoint))
+        .send()
+        .await
+        .expect("create bucket");
+    let rec = completed(&c, &id).await;
+    assert!(rec["size"].as_u64() > Some(0), "{rec}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while spool.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "stored, but the spool is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = c.server.get("/readyz", "").await;
+    assert_eq!(ready.status.as_u16(), 200, "{}", ready.body);
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::Class;
+use crate::common::{Class, metric_in as metric};
 use crate::rtc::{Aiortc, Join, Participant};
 use crate::sio::{AuthForm, Client, Kind};
 
@@ -38,22 +38,10 @@ impl Class {
     }
 
     async fn metrics(&self) -> String {
-        reqwest::get(self.server.url("/metrics"))
+        crate::common::metrics_text(&self.server.base)
             .await
             .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text")
     }
-}
-
-/// A metric's value (the first line starting with `name`).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
 }
 
 /// Waits until `cond` holds (checked every 50 ms), for at most `limit`.
@@ -191,6 +179,36 @@ async fn webrtc_peers_hear_each_other_under_private_mode_and_mutes() {
     c.switch("private", Some(&ana.user)).await;
     let private = pairs(&[(&host, &ana), (&ana, &host)]);
     assert_eq!(settles(&all, &private).await, private);
+    // The active speaker changes within the pair (each falls silent in turn, so the other is
+    // the loudest), and only the pair hears of it: ben, outside, gets no `active-speaker`.
+    let since = Instant::now();
+    let announced_since = |p: &Participant| {
+        p.events("active-speaker")
+            .into_iter()
+            .filter(|(_, t)| *t >= since)
+            .map(|(v, _)| v["userId"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<String>>()
+    };
+    for (quiet, loud) in [(&host, &ana), (&ana, &host)] {
+        quiet.talking.store(false, Relaxed);
+        assert!(
+            until(Duration::from_secs(5), || announced_since(quiet)
+                .last()
+                .is_some_and(|u| *u == loud.user))
+            .await,
+            "{} is not announced to {} once {} is silent: {:?}",
+            loud.user,
+            quiet.user,
+            quiet.user,
+            announced_since(quiet)
+        );
+        quiet.talking.store(true, Relaxed);
+    }
+    assert_eq!(
+        announced_since(&ben),
+        Vec::<String>::new(),
+        "ben is outside the private talk"
+    );
     // Back to broadcast: everything flows again.
     c.switch("broadcast", None).await;
     assert_eq!(settles(&all, &everyone).await, everyone);
@@ -548,6 +566,69 @@ async fn aiortc_peers_hear_each_others_tone_and_private_mode_isolates() {
     for p in [host, ana, ben] {
         p.quit().await;
     }
+}
+
+/// A server offer left unanswered closes its connection after `media.answer_timeout_ms`, and
+/// only that one: the others go on hearing each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_offer_left_unanswered_closes_its_connection() {
+    let c = class(2, |config| {
+        config.media.answer_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let base = &c.server.base;
+    let (host_id, ana_id, ben_id) = (&c.host.0, &c.students[0].0, &c.students[1].0);
+    let mut host = Aiortc::join(base, &c.host.1, &c.meeting, host_id, 440).await;
+    let mut ana = Aiortc::join(base, &c.students[0].1, &c.meeting, ana_id, 660).await;
+    let pair =
+        |a: &String, hz_a: f64, b: &String, hz_b: f64| -> HashMap<String, Vec<(String, f64)>> {
+            HashMap::from([
+                (a.clone(), vec![(b.clone(), hz_b)]),
+                (b.clone(), vec![(a.clone(), hz_a)]),
+            ])
+        };
+    hear_exactly(
+        &mut [&mut host, &mut ana],
+        &pair(host_id, 440.0, ana_id, 660.0),
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // Ana stops answering; ben's arrival makes the server offer her his stream.
+    ana.client
+        .send(json!({"cmd": "answers", "on": false}))
+        .await;
+    let mut ben = Aiortc::join(base, &c.students[1].1, &c.meeting, ben_id, 880).await;
+    ana.client
+        .wait_for(|v| v["ev"] == "reoffer_ignored", Duration::from_secs(20))
+        .await
+        .expect("the server offered ana ben's stream");
+    assert!(
+        until_metric(&c, "meet_sfu_peers", 2.0, Duration::from_secs(20)).await,
+        "ana's connection is still open long after the answer timeout"
+    );
+    // The host and ben hear each other, and the host no longer hears ana.
+    hear_exactly(
+        &mut [&mut host, &mut ben],
+        &pair(host_id, 440.0, ben_id, 880.0),
+        Duration::from_secs(20),
+    )
+    .await;
+    for p in [host, ana, ben] {
+        p.quit().await;
+    }
+}
+
+/// Waits until the server's metric `name` is `value`, for at most `limit`.
+async fn until_metric(c: &Class, name: &str, value: f64, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if metric(&c.metrics().await, name) == value {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
