@@ -118,15 +118,7 @@ pub async fn speak(client: &mut Client, seconds: f64) {
 async fn completed(http: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
     let end = Instant::now() + Duration::from_secs(60);
     loop {
-        let v: Value = http
-            .get(format!("{base}/api/recordings/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let v = get_json(http, format!("{base}/api/recordings/{id}"), token).await;
         let rec = v["recording"].clone();
         assert_ne!(rec["status"], "failed", "{rec}");
         if rec["status"] == "completed" {

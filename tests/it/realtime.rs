@@ -516,6 +516,16 @@ async fn relay_private_mode_mutes_and_the_end_of_a_meeting() {
     }
 }
 
+/// In a participants answer: whether `id` is online (`None`: not among them).
+fn online(body: &Value, id: &str) -> Option<bool> {
+    body["participants"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["_id"] == json!(id))
+        .map(|p| p["online"] == true)
+}
+
 #[tokio::test]
 async fn presence_follows_the_sockets() {
     let c = class(|cfg| {
@@ -527,14 +537,6 @@ async fn presence_follows_the_sockets() {
     let (ben_id, ben_token) = c.students[1].clone();
     let (cleo_id, cleo_token) = c.students[2].clone();
     let mut host = c.join(Kind::NodeWebsocket, &c.host.1).await;
-    let online = |body: &Value, id: &str| {
-        body["participants"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .find(|p| p["_id"] == json!(id))
-            .map(|p| p["online"] == true)
-    };
     let participants = async || {
         c.server
             .get(
@@ -1014,12 +1016,7 @@ async fn join_meeting_moves_a_socket_from_one_meeting_to_another() {
         let host = &c.host.1;
         async move {
             let body = server.get(&path, host).await.expect(200).clone();
-            body["participants"]
-                .as_array()
-                .expect("list")
-                .iter()
-                .find(|p| p["_id"] == json!(ana_id))
-                .map(|p| p["online"] == true)
+            online(&body, ana_id)
         }
     };
     assert_eq!(seat(&c.meeting).await, Some(false));
