@@ -1,5 +1,6 @@
 //! `meet admin`: hosts, students and meetings, as tables or JSON.
 
+use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::process::ExitCode;
 
@@ -84,18 +85,20 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let mut out = String::new();
     if args.json {
-        let mut out = value.clone();
-        if let (Some(p), Value::Object(map)) = (&generated, &mut out) {
+        let mut value = value;
+        if let (Some(p), Value::Object(map)) = (&generated, &mut value) {
             map.insert("generatedPassword".into(), Value::String(p.clone()));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        print_human(&request, &value);
+        human(&mut out, &request, &value)?;
         if let Some(p) = generated {
-            println!("password: {p}\n(shown only this once)");
+            writeln!(out, "password: {p}\n(shown only this once)")?;
         }
     }
+    super::print_out(out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -124,27 +127,31 @@ async fn backup(
         }
     };
     let content = value["content"].as_str().unwrap_or_default();
-    let mut out = std::fs::OpenOptions::new()
+    let mut file_out = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(file)
         .with_context(|| format!("writing {}", file.display()))?;
-    out.write_all(content.as_bytes())?;
-    out.sync_all()?;
+    file_out.write_all(content.as_bytes())?;
+    file_out.sync_all()?;
+    let mut out = String::new();
     if json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::json!({"file": file, "bytes": content.len()})
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "wrote {} bytes to {} (accounts, meetings and recording records; the recordings' audio stays in the storage)",
             content.len(),
             file.display()
-        );
+        )?;
     }
+    super::print_out(out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -172,39 +179,44 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("-")
 }
 
-fn print_human(request: &Request, v: &Value) {
+/// The answer as a table or a sentence.
+fn human(out: &mut String, request: &Request, v: &Value) -> std::fmt::Result {
     match request {
         Request::HostList | Request::StudentList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
-            println!(
+            writeln!(
+                out,
                 "{:<22} {:<32} {:<8} {:<22} CREATED",
                 "ID", "USERNAME", "ACTIVE", "HOST"
-            );
+            )?;
             for u in &rows {
                 let active = u.get("isActive").and_then(Value::as_bool).unwrap_or(false);
-                println!(
+                writeln!(
+                    out,
                     "{:<22} {:<32} {:<8} {:<22} {}",
                     s(u, "_id"),
                     s(u, "username"),
                     active,
                     s(u, "hostId"),
                     s(u, "createdAt")
-                );
+                )?;
             }
-            println!("{} account(s)", rows.len());
+            writeln!(out, "{} account(s)", rows.len())?;
         }
         Request::MeetingList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
-            println!(
+            writeln!(
+                out,
                 "{:<22} {:<10} {:<10} {:<6} {:<16} TOPIC",
                 "ID", "STATUS", "MODE", "PEOPLE", "HOST"
-            );
+            )?;
             for m in &rows {
                 let n = m
                     .get("participantCount")
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
-                println!(
+                writeln!(
+                    out,
                     "{:<22} {:<10} {:<10} {:<6} {:<16} {}",
                     s(m, "_id"),
                     s(m, "status"),
@@ -212,21 +224,23 @@ fn print_human(request: &Request, v: &Value) {
                     n,
                     s(m, "hostName"),
                     s(m, "topic")
-                );
+                )?;
             }
-            println!("{} meeting(s)", rows.len());
+            writeln!(out, "{} meeting(s)", rows.len())?;
         }
         Request::RecordingList { .. } => {
             let rows = v.as_array().cloned().unwrap_or_default();
-            println!(
+            writeln!(
+                out,
                 "{:<22} {:<10} {:<8} {:>9} {:>10} {:<22} {:<24} TOPIC",
                 "ID", "STATUS", "PRIVATE", "SECONDS", "BYTES", "MEETING", "START"
-            );
+            )?;
             for r in &rows {
                 let private = r.get("isPrivate").and_then(Value::as_bool).unwrap_or(false);
                 let secs = r.get("duration").and_then(Value::as_f64).unwrap_or(0.0);
                 let size = r.get("size").and_then(Value::as_i64).unwrap_or(0);
-                println!(
+                writeln!(
+                    out,
                     "{:<22} {:<10} {:<8} {:>9.1} {:>10} {:<22} {:<24} {}",
                     s(r, "_id"),
                     s(r, "status"),
@@ -236,36 +250,44 @@ fn print_human(request: &Request, v: &Value) {
                     s(r, "meetingId"),
                     s(r, "startTime"),
                     s(r, "meetingTopic")
-                );
+                )?;
             }
-            println!("{} recording(s)", rows.len());
+            writeln!(out, "{} recording(s)", rows.len())?;
         }
-        Request::RecordingDelete { id } => println!("deleted recording {id} and its files"),
+        Request::RecordingDelete { id } => writeln!(out, "deleted recording {id} and its files")?,
         Request::Restore { .. } => {
             let st = &v["stats"];
-            println!(
+            writeln!(
+                out,
                 "restored {} bytes: {} host(s), {} student(s), {} meeting(s), {} recording record(s)",
                 v["bytes"], st["hosts"], st["students"], st["meetings"]["total"], st["recordings"]
-            );
-            println!("(the recordings' audio is not in a backup: it stays in the storage)");
+            )?;
+            writeln!(
+                out,
+                "(the recordings' audio is not in a backup: it stays in the storage)"
+            )?;
         }
-        Request::MeetingEnd { .. } => println!(
+        Request::MeetingEnd { .. } => writeln!(
+            out,
             "meeting {} is {} ({})",
             s(v, "_id"),
             s(v, "status"),
             s(v, "endReason")
-        ),
-        Request::HostRemove { host } => {
-            println!("removed host {host} with its students, meetings and recordings")
-        }
+        )?,
+        Request::HostRemove { host } => writeln!(
+            out,
+            "removed host {host} with its students, meetings and recordings"
+        )?,
         Request::HostAdd { .. } | Request::HostSetActive { .. } | Request::HostPasswd { .. } => {
             let active = v.get("isActive").and_then(Value::as_bool).unwrap_or(false);
-            println!(
+            writeln!(
+                out,
                 "host {} ({}) active: {active}",
                 s(v, "username"),
                 s(v, "_id")
-            );
+            )?;
         }
-        _ => println!("{v}"),
+        _ => writeln!(out, "{v}")?,
     }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! `meet admin import FILE...`: reads the export files here (with the operator's permissions),
 //! sends them to the running server or the database, shows a progress bar and the summary.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -86,9 +87,11 @@ pub async fn run(
                 .collect();
             map.insert("unreadableFiles".into(), Value::Array(files));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        super::print_out(serde_json::to_string_pretty(&out)? + "\n")?;
     } else {
-        print_summary(&report);
+        let mut out = String::new();
+        summary(&mut out, &report)?;
+        super::print_out(out)?;
     }
     // Skipped documents are reported, not failures; reading nothing at all is.
     Ok(if report.documents == 0 {
@@ -106,29 +109,33 @@ fn counts(c: &Counts) -> String {
     )
 }
 
-fn print_summary(r: &ImportReport) {
+fn summary(out: &mut String, r: &ImportReport) -> std::fmt::Result {
     let verb = if r.dry_run {
         "would import"
     } else {
         "imported"
     };
-    println!("read {} document(s) from {} file(s)", r.documents, r.files);
-    println!("{verb}: {}", counts(&r.imported));
+    writeln!(
+        out,
+        "read {} document(s) from {} file(s)",
+        r.documents, r.files
+    )?;
+    writeln!(out, "{verb}: {}", counts(&r.imported))?;
     if r.already_there.total() > 0 {
-        println!("already there: {}", counts(&r.already_there));
+        writeln!(out, "already there: {}", counts(&r.already_there))?;
     }
     if !r.mapped_ids.is_empty() {
-        println!("ids meet could not keep ({}):", r.mapped_ids.len());
+        writeln!(out, "ids meet could not keep ({}):", r.mapped_ids.len())?;
         for m in &r.mapped_ids {
-            println!("  {} {} -> {}", m.collection, m.original, m.meet);
+            writeln!(out, "  {} {} -> {}", m.collection, m.original, m.meet)?;
         }
     }
     if !r.skipped.is_empty() {
-        println!("skipped {} document(s):", r.skipped.len());
+        writeln!(out, "skipped {} document(s):", r.skipped.len())?;
         for s in &r.skipped {
             match &s.document {
-                Some(doc) => println!("  {}: {doc}: {}", s.at, s.reason),
-                None => println!("  {}: {}", s.at, s.reason),
+                Some(doc) => writeln!(out, "  {}: {doc}: {}", s.at, s.reason)?,
+                None => writeln!(out, "  {}: {}", s.at, s.reason)?,
             }
         }
     }
@@ -138,8 +145,12 @@ fn print_summary(r: &ImportReport) {
         } else {
             " (the documents above are skipped again)"
         };
-        println!("nothing changed: everything that can be imported was already there{skipped}");
+        writeln!(
+            out,
+            "nothing changed: everything that can be imported was already there{skipped}"
+        )?;
     } else if r.dry_run {
-        println!("dry run: nothing was changed");
+        writeln!(out, "dry run: nothing was changed")?;
     }
+    Ok(())
 }

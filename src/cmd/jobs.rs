@@ -1,6 +1,7 @@
 //! `meet jobs list`: the jobs, their schedules and runs; `meet jobs run`: maintenance now, with
 //! a progress bar per job.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -92,7 +93,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
     }
     target.close().await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        super::print_out(serde_json::to_string_pretty(&reports)? + "\n")?;
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -120,14 +121,16 @@ async fn list(config: &crate::config::Config, json: bool) -> anyhow::Result<Exit
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        super::print_out(serde_json::to_string_pretty(&value)? + "\n")?;
         return Ok(ExitCode::SUCCESS);
     }
     let jobs: Vec<JobInfo> = serde_json::from_value(value)?;
-    println!(
+    let mut out = String::new();
+    writeln!(
+        out,
         "{:<10} {:<16} {:<26} {:<20} {:<26} WHAT",
         "JOB", "SCHEDULE", "LAST RUN", "OUTCOME", "NEXT RUN"
-    );
+    )?;
     let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
         t.map_or_else(
             || "-".to_owned(),
@@ -140,7 +143,8 @@ async fn list(config: &crate::config::Config, json: bool) -> anyhow::Result<Exit
         } else {
             "not scheduled".to_owned()
         };
-        println!(
+        writeln!(
+            out,
             "{:<10} {:<16} {:<26} {:<20} {:<26} {}",
             j.name,
             j.schedule,
@@ -148,7 +152,8 @@ async fn list(config: &crate::config::Config, json: bool) -> anyhow::Result<Exit
             j.last_run.as_ref().map_or("-", |r| r.outcome.as_str()),
             next,
             j.description
-        );
+        )?;
     }
+    super::print_out(out)?;
     Ok(ExitCode::SUCCESS)
 }

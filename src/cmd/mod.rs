@@ -55,10 +55,22 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Writes generated text to stdout; a reader that went away (`| head`) is not an error.
 fn print_all(text: &[u8]) -> anyhow::Result<ExitCode> {
+    print_out(text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a command's whole report to stdout at once. A reader that went away (`| grep -q`)
+/// is not an error: the command did its work and nobody reads the rest. Any other failure
+/// (a full disk behind `>`) is. `println!` would panic on both.
+fn print_out(text: impl AsRef<[u8]>) -> anyhow::Result<()> {
     use std::io::Write as _;
-    match std::io::stdout().lock().write_all(text) {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_ref())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
+        _ => Ok(()),
     }
 }
 

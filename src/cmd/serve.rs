@@ -1,5 +1,6 @@
 //! `meet serve`.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -15,7 +16,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = Config::load(&overrides)?;
     if args.check_config {
-        print_summary(&config);
+        super::print_out(summary(&config)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     crate::telemetry::init(&config.logging);
@@ -41,15 +42,20 @@ async fn wait_for_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(c: &Config) {
-    println!("configuration is valid");
-    println!("  listen            {}", c.listen);
-    println!("  data dir          {}", c.data_dir.display());
-    println!("  database          {}", c.database.url);
-    println!("  socket.io path    {}", c.socketio_path);
+/// `--check-config`: what the server would run with.
+fn summary(c: &Config) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    writeln!(out, "configuration is valid")?;
+    writeln!(out, "  listen            {}", c.listen)?;
+    writeln!(out, "  data dir          {}", c.data_dir.display())?;
+    writeln!(out, "  database          {}", c.database.url)?;
+    writeln!(out, "  socket.io path    {}", c.socketio_path)?;
     match &c.storage {
-        StorageConfig::Local { dir } => println!("  storage           local: {}", dir.display()),
-        StorageConfig::S3(s) => println!(
+        StorageConfig::Local { dir } => {
+            writeln!(out, "  storage           local: {}", dir.display())?
+        }
+        StorageConfig::S3(s) => writeln!(
+            out,
             "  storage           s3: bucket {} in {}{}",
             s.bucket,
             s.region,
@@ -57,30 +63,34 @@ fn print_summary(c: &Config) {
                 .as_deref()
                 .map(|e| format!(" at {e}"))
                 .unwrap_or_default()
-        ),
+        )?,
     }
-    println!(
+    writeln!(
+        out,
         "  limits            {} participants, {} s, {} meetings/host/day ({})",
         c.limits.max_participants,
         c.limits.max_duration_seconds,
         c.limits.daily_limit,
         c.limits.time_zone
-    );
-    println!("  retention         {} days", c.retention.num_days());
-    println!(
+    )?;
+    writeln!(out, "  retention         {} days", c.retention.num_days())?;
+    writeln!(
+        out,
         "  jwt secret        {}",
         if c.auth.jwt_secret.is_some() {
             "configured"
         } else {
             "generated in the data dir"
         }
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "  cors origins      {}",
         if c.http.cors_origins.is_empty() {
             "(none)".into()
         } else {
             c.http.cors_origins.join(", ")
         }
-    );
+    )?;
+    Ok(out)
 }

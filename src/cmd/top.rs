@@ -2,6 +2,7 @@
 //! It watches the running server through its control socket (one `watch` request: a snapshot
 //! a second) and reconnects when the server goes away; `--once` prints one snapshot.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -50,11 +51,13 @@ async fn once(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let mut now = snapshot(socket).await?;
     now.rates_since(&before);
     if json {
-        println!("{}", serde_json::to_string_pretty(&now)?);
+        super::print_out(serde_json::to_string_pretty(&now)? + "\n")?;
         return Ok(ExitCode::SUCCESS);
     }
     let s = &now.server;
-    println!(
+    let mut out = String::new();
+    writeln!(
+        out,
         "meet {}: CPU {:.1}%, {} sockets, {} WebRTC peers, {:.0} packets/s forwarded, {} recordings",
         s.version,
         s.cpu_percent,
@@ -62,13 +65,15 @@ async fn once(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
         s.webrtc_peers,
         s.forwarded_per_second,
         s.recordings_running
-    );
+    )?;
     for m in &now.meetings {
-        println!(
+        writeln!(
+            out,
             "{}  {:<32} {:<16} {:<10} {}/{}",
             m.id, m.topic, m.host, m.mode, m.online, m.seats
-        );
+        )?;
     }
+    super::print_out(out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -583,6 +583,50 @@ fn version_check_config_and_unknown_keys() {
     assert!(!out.status.success());
 }
 
+/// A reader that goes away (`meet admin host list | grep -q alice`) is no failure: every
+/// command that reports on stdout exits 0 without a panic when nobody reads it any more.
+#[test]
+fn a_closed_stdout_is_no_failure() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = data_dir(&dir);
+    let server = Process::serve(&data);
+    let out = meet(
+        &data,
+        &["admin", "host", "add", "alice", "--password-stdin"],
+        Some("alice-password\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    for args in [
+        &["admin", "host", "list"][..],
+        &["admin", "host", "list", "--json"],
+        &["admin", "meeting", "list"],
+        &["jobs", "list"],
+        &["jobs", "run", "cleanup", "--json"],
+        &["serve", "--check-config"],
+        &["completions", "bash"],
+        &["man"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let mut cmd = base_command(&data);
+        let out = cmd
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("meet runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "meet {}: {:?}\n{stderr}",
+            args.join(" "),
+            out.status
+        );
+    }
+    assert!(server.terminate().success());
+}
+
 #[test]
 fn admin_without_a_server_or_data_says_so() {
     let dir = tempfile::tempdir().expect("tmp");
