@@ -44,6 +44,20 @@ file /tmp/meet-packaged 2>/dev/null | grep -q 'not stripped' && fail "the binary
 file_of ./usr/share/man/man1/meet.1.gz | gzip -dc | grep -q '^\.TH meet 1' || fail "meet(1)"
 rm -f /tmp/meet-packaged
 
+# A failure below must not leave the package installed (the next run would skip itself) nor
+# its server running.
+server=
+cleanup() {
+    if [ -n "$server" ]; then
+        kill -TERM "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
+    if dpkg -s meet >/dev/null 2>&1; then
+        dpkg -P meet >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+
 started=$(date +%s.%N)
 dpkg -i "$deb" >/tmp/meet-dpkg.log 2>&1 || { cat /tmp/meet-dpkg.log; fail "dpkg -i"; }
 grep -q "journalctl -u meet" /tmp/meet-dpkg.log || fail "postinst does not say where the admin password is"
@@ -70,7 +84,11 @@ serve() {
     cat /tmp/meet-serve.log
     fail "no /healthz answer"
 }
-stop() { kill -TERM "$server"; wait "$server" || true; }
+stop() {
+    kill -TERM "$server"
+    wait "$server" || true
+    server=
+}
 : >/tmp/meet-serve.log
 # A mark in the installed client: served only if the packaged config's web.assets_dir is used.
 echo "// served from /usr/share/meet" >>/usr/share/meet/js/app.js

@@ -221,7 +221,7 @@ impl Hub {
     /// socket that arrives, even one that drops again, cancels this release (a later drop
     /// starts its own wait). Nothing happens when the user has a socket there now.
     fn release_unless_back(self: &Arc<Self>, meeting: Arc<str>, user: String, delay: Duration) {
-        let Some(token) = self.presence.await_return(&meeting, &user) else {
+        let Some(wait) = self.presence.await_return(&meeting, &user) else {
             return;
         };
         let hub = Arc::clone(self);
@@ -229,9 +229,11 @@ impl Hub {
         tokio::spawn(async move {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
+                // The user came back, a newer wait replaced this one or the meeting ended.
+                _ = wait.cancelled => return,
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if hub.presence.take_release(&meeting, &user, token)
+            if hub.presence.take_release(&meeting, &user, wait.token)
                 && let Err(e) = hub.services.release_seat(&meeting, &user).await
             {
                 tracing::warn!(error = %e, %meeting, "could not release a seat");
@@ -373,6 +375,8 @@ async fn on_event(hub: &Arc<Hub>, event: MeetingEvent) {
                 .except(user_room(&meeting_id, &user_id))
                 .emit("participant-left", &body)
                 .await;
+            // The seat is released: no wait for the user's return is due any more.
+            hub.presence.forget_wait(&meeting_id, &user_id);
             // Left through REST (or an account change) while connected: close those sockets.
             for sid in hub.presence.sockets_of(&meeting_id, &user_id) {
                 hub.close_socket(sid);

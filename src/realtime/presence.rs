@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use socketioxide::socket::Sid;
+use tokio::sync::oneshot;
 
 use crate::domain::routing::RouteState;
 use crate::domain::speaker::SpeakerTracker;
@@ -28,10 +29,24 @@ struct Member {
 #[derive(Default)]
 struct State {
     rooms: HashMap<String, Room>,
-    /// Seats waiting for a socket of their user, by (meeting, user): the token of the one
-    /// release that may still happen. A socket that arrives cancels it; a newer wait replaces it.
-    awaited: HashMap<(String, String), u64>,
+    /// Seats waiting for a socket of their user, by (meeting, user): the one release that may
+    /// still happen. A socket that arrives cancels it; a newer wait replaces it.
+    awaited: HashMap<(String, String), Awaited>,
     tokens: u64,
+}
+
+/// A release waiting for its time. Forgetting it (cancelled, replaced, the meeting ended)
+/// drops `_wake`, which ends the wait at once: no task sleeps on for a seat nobody releases.
+struct Awaited {
+    token: u64,
+    _wake: oneshot::Sender<()>,
+}
+
+/// A wait started by [`Presence::await_return`]: its token, and `cancelled`, which completes
+/// when the release is no longer due before its time is up.
+pub struct Wait {
+    pub token: u64,
+    pub cancelled: oneshot::Receiver<()>,
 }
 
 impl Room {
@@ -154,11 +169,11 @@ impl Presence {
         self.lock().rooms.get_mut(meeting).map(f)
     }
 
-    /// Starts waiting for `user` to come back to the meeting: returns the token of the release
-    /// to make once the wait is over ([`Presence::take_release`]), or `None` when the user has
-    /// a socket there (nothing to wait for). Checked and recorded under the one lock, so a
+    /// Starts waiting for `user` to come back to the meeting: returns the wait, whose token is
+    /// the release to make once it is over ([`Presence::take_release`]), or `None` when the user
+    /// has a socket there (nothing to wait for). Checked and recorded under the one lock, so a
     /// socket attached at any moment after this call cancels the release.
-    pub fn await_return(&self, meeting: &str, user: &str) -> Option<u64> {
+    pub fn await_return(&self, meeting: &str, user: &str) -> Option<Wait> {
         let mut state = self.lock();
         let present = state.rooms.get(meeting).is_some_and(|r| r.has(user));
         if present {
@@ -166,10 +181,12 @@ impl Presence {
         }
         state.tokens += 1;
         let token = state.tokens;
-        state
-            .awaited
-            .insert((meeting.to_owned(), user.to_owned()), token);
-        Some(token)
+        let (wake, cancelled) = oneshot::channel();
+        state.awaited.insert(
+            (meeting.to_owned(), user.to_owned()),
+            Awaited { token, _wake: wake },
+        );
+        Some(Wait { token, cancelled })
     }
 
     /// Whether the release `token` is still due: no socket of the user arrived since
@@ -177,11 +194,19 @@ impl Presence {
     pub fn take_release(&self, meeting: &str, user: &str, token: u64) -> bool {
         let mut state = self.lock();
         let key = (meeting.to_owned(), user.to_owned());
-        if state.awaited.get(&key) != Some(&token) {
+        if state.awaited.get(&key).map(|a| a.token) != Some(token) {
             return false;
         }
         state.awaited.remove(&key);
         !state.rooms.get(meeting).is_some_and(|r| r.has(user))
+    }
+
+    /// Cancels the release awaiting the user's return: they left the meeting, so their seat is
+    /// already released.
+    pub fn forget_wait(&self, meeting: &str, user: &str) {
+        self.lock()
+            .awaited
+            .remove(&(meeting.to_owned(), user.to_owned()));
     }
 
     /// The user's sockets in the meeting.
@@ -261,28 +286,58 @@ mod tests {
 
     #[test]
     fn a_socket_that_arrives_cancels_the_awaited_release() {
+        use tokio::sync::oneshot::error::TryRecvError;
         let p = Presence::new(Duration::from_millis(300));
         let (a1, a2, host) = (Sid::new(), Sid::new(), Sid::new());
         p.attach("m", RouteState::default(), "h", host);
         // The join's event is seen before its socket is attached (the seat-hold wait starts),
         // then the socket arrives and later drops: the old wait must not release the seat.
-        let hold = p.await_return("m", "a").expect("no socket yet");
+        let mut hold = p.await_return("m", "a").expect("no socket yet");
+        assert_eq!(hold.cancelled.try_recv(), Err(TryRecvError::Empty), "due");
         p.attach("m", RouteState::default(), "a", a1);
-        assert_eq!(p.await_return("m", "a"), None, "present: nothing to await");
+        assert_eq!(
+            hold.cancelled.try_recv(),
+            Err(TryRecvError::Closed),
+            "the socket ends the wait"
+        );
+        assert!(
+            p.await_return("m", "a").is_none(),
+            "present: nothing to await"
+        );
         assert_eq!(p.detach("m", "a", a1), Detached::LastSocket);
-        let grace = p.await_return("m", "a").expect("gone");
-        assert!(!p.take_release("m", "a", hold), "cancelled by the socket");
+        let mut grace = p.await_return("m", "a").expect("gone");
+        assert!(
+            !p.take_release("m", "a", hold.token),
+            "cancelled by the socket"
+        );
         // Back within the grace, dropped again: only the newest wait counts.
         p.attach("m", RouteState::default(), "a", a2);
         assert_eq!(p.detach("m", "a", a2), Detached::LastSocket);
         let again = p.await_return("m", "a").expect("gone again");
-        assert!(!p.take_release("m", "a", grace), "superseded");
-        assert!(p.take_release("m", "a", again));
-        assert!(!p.take_release("m", "a", again), "due once");
+        assert_eq!(grace.cancelled.try_recv(), Err(TryRecvError::Closed));
+        assert!(!p.take_release("m", "a", grace.token), "superseded");
+        // A newer wait replaces an older one that nothing cancelled.
+        let mut older = p.await_return("m", "c").expect("never came");
+        let newer = p.await_return("m", "c").expect("never came");
+        assert_eq!(
+            older.cancelled.try_recv(),
+            Err(TryRecvError::Closed),
+            "replaced"
+        );
+        assert!(!p.take_release("m", "c", older.token));
+        assert!(p.take_release("m", "c", newer.token));
+        // Leaving the meeting ends the wait.
+        let mut left = p.await_return("m", "d").expect("never came");
+        p.forget_wait("m", "d");
+        assert_eq!(left.cancelled.try_recv(), Err(TryRecvError::Closed), "left");
+        assert!(!p.take_release("m", "d", left.token));
+        assert!(p.take_release("m", "a", again.token));
+        assert!(!p.take_release("m", "a", again.token), "due once");
         // The end of the meeting cancels what was awaited in it.
-        let ended = p.await_return("m", "b").expect("never came");
+        let mut ended = p.await_return("m", "b").expect("never came");
         p.remove_room("m");
-        assert!(!p.take_release("m", "b", ended));
+        assert_eq!(ended.cancelled.try_recv(), Err(TryRecvError::Closed));
+        assert!(!p.take_release("m", "b", ended.token));
     }
 
     #[test]

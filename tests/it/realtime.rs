@@ -651,6 +651,91 @@ async fn presence_follows_the_sockets() {
     assert_eq!(ack["ok"], true);
 }
 
+/// Every wait for a user's return ends with its cause (the socket that came back, a leave)
+/// instead of sleeping on to its time, a minute here: once people are gone, the server's tasks
+/// are back where they were.
+#[tokio::test]
+async fn a_wait_for_a_return_ends_with_its_cause() {
+    let c = class(|cfg| {
+        cfg.realtime.reconnect_grace = Duration::from_secs(60);
+        cfg.realtime.seat_hold = Duration::from_secs(60);
+    })
+    .await;
+    let (ana_id, ana_token) = c.students[0].clone();
+    let (ben_id, ben_token) = c.students[1].clone();
+    let mut host = c.join(Kind::NodeWebsocket, &c.host.1).await;
+    let tasks = async || c.server.metric("meet_runtime_alive_tasks").await;
+    // The server at rest with the host in the meeting: the same count twice running.
+    let mut before = tasks().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = tasks().await;
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let join = |token: String| {
+        let c = &c;
+        async move {
+            c.server
+                .post(
+                    &format!("/api/meetings/{}/join", c.meeting),
+                    &token,
+                    json!({}),
+                )
+                .await
+                .expect(200);
+        }
+    };
+
+    // A REST join, then her socket (the seat-hold wait ends); the tab drops (the grace's wait
+    // starts) and comes back (it ends); then she leaves on purpose.
+    join(ana_token.clone()).await;
+    assert_eq!(
+        host.event("participant-joined").await["userId"],
+        json!(ana_id)
+    );
+    let tab = c.join(Kind::NodeWebsocket, &ana_token).await;
+    tab.kill().await;
+    let mut back = c.join(Kind::Node, &ana_token).await;
+    host.assert_no("participant-left", QUIET).await;
+    back.disconnect().await;
+    assert_eq!(
+        host.event("participant-left").await["userId"],
+        json!(ana_id)
+    );
+    // A REST join, then a REST leave without a socket ever.
+    join(ben_token.clone()).await;
+    assert_eq!(
+        host.event("participant-joined").await["userId"],
+        json!(ben_id)
+    );
+    c.server
+        .post(
+            &format!("/api/meetings/{}/leave", c.meeting),
+            &ben_token,
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        host.event("participant-left").await["userId"],
+        json!(ben_id)
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut now = tasks().await;
+    while now > before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = tasks().await;
+    }
+    assert!(
+        now <= before,
+        "tasks: {before} at rest, {now} after everyone left"
+    );
+}
+
 #[tokio::test]
 async fn bad_audio_gets_an_error_acknowledgement() {
     let c = class(|_| {}).await;
