@@ -15,7 +15,8 @@
 # SHARDS (meet's, 2, sharing one UDP port), SEPARATE_PORTS=1 (a port per shard), PIN=1 (server on CPU 1, generator on CPU 0), NO_BUILD=1,
 # MEET_BIN, JSON_OUT=path; SOAK=minutes (its engine: the first of ENGINES, default rtc),
 # SOAK_MEETINGS (10), SOAK_SIZE (10), SOAK_RELAY (30; 0: no relay meeting), SOAK_WARMUP
-# (seconds, 60); FLOOR=0 skips the kernel's floor printed last.
+# (seconds, 60), SOAK_SETTLE (seconds the counts have to come back once everyone left, 60);
+# FLOOR=0 skips the kernel's floor printed last.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -33,7 +34,8 @@ args=(--meet "$MEET_BIN" --duration "${DURATION:-20}"
 [ -n "${JSON_OUT:-}" ] && args+=(--json "$JSON_OUT")
 if [ -n "${SOAK:-}" ]; then
     args+=(--soak "$SOAK" --soak-meetings "${SOAK_MEETINGS:-10}" --soak-size "${SOAK_SIZE:-10}"
-        --soak-relay "${SOAK_RELAY:-30}" --soak-warmup "${SOAK_WARMUP:-60}")
+        --soak-relay "${SOAK_RELAY:-30}" --soak-warmup "${SOAK_WARMUP:-60}"
+        --soak-settle "${SOAK_SETTLE:-60}")
 fi
 "$TARGET_DIR/release/examples/sfu-load" "${args[@]}"
 # The kernel's own cost for what 1x50:all and 3x50:all make the server send, and for

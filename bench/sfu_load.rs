@@ -88,6 +88,9 @@ struct Args {
     /// minute is held to).
     #[arg(long, default_value_t = 60)]
     soak_warmup: u64,
+    /// Soak: seconds the counts have to come back to the baseline once everyone left.
+    #[arg(long, default_value_t = 60)]
+    soak_settle: u64,
 }
 
 #[derive(Debug, Clone)]

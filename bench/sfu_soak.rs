@@ -539,7 +539,7 @@ pub async fn run(args: &Args, minutes: u64, engine: &str) -> Result<()> {
     };
     let left = Instant::now();
     let mut after = sample(&server.base, server.pid).await;
-    while left.elapsed() < Duration::from_secs(60) && !back(&after) {
+    while left.elapsed() < Duration::from_secs(args.soak_settle) && !back(&after) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         after = sample(&server.base, server.pid).await;
     }

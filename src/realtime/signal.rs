@@ -333,3 +333,43 @@ mod fuzz {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::error;
+    use crate::error::ApiError;
+    use crate::media::MediaError;
+
+    /// What the media engine answers reaches the client as the error table of docs/API.md has
+    /// it. `media_unavailable` (a connection the engine could not build) has no outside trigger:
+    /// this is where it is checked.
+    #[test]
+    fn media_errors_are_the_documented_answers() {
+        for (e, status, code) in [
+            (
+                MediaError::BadSignal("Invalid offer".into()),
+                400,
+                "bad_request",
+            ),
+            (MediaError::NoPeer, 409, "no_peer_connection"),
+            (
+                MediaError::Unavailable("No connection could be made: no port".into()),
+                503,
+                "media_unavailable",
+            ),
+            (MediaError::Ended, 409, "meeting_ended"),
+        ] {
+            let message = e.to_string();
+            let api = ApiError::from(error(e));
+            assert_eq!((api.status.as_u16(), api.code), (status, code), "{message}");
+            assert!(!api.message.is_empty());
+        }
+        let body = super::super::events::error_body(error(MediaError::Unavailable("x".into())));
+        assert_eq!(
+            body,
+            json!({"ok": false, "code": "media_unavailable", "message": "x"})
+        );
+    }
+}

@@ -212,6 +212,20 @@ fn schemathesis(t: &TestServer, who: &str, token: Option<&str>, out: &Path) -> (
     counts
 }
 
+/// The server's count of the requests it answered, every status class.
+async fn requests(t: &TestServer) -> f64 {
+    let text = crate::common::metrics_text(&t.base).await.expect("metrics");
+    ["1xx", "2xx", "3xx", "4xx", "5xx"]
+        .iter()
+        .map(|class| {
+            crate::common::metric_in(
+                &text,
+                &format!("meet_http_requests_total{{class=\"{class}\"}}"),
+            )
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_error_outside_the_description_for_any_caller() {
     let t = TestServer::start_with(|c| {
@@ -230,8 +244,16 @@ async fn schemathesis_finds_no_error_outside_the_description_for_any_caller() {
         ("host", Some(host.as_str())),
         ("student", Some(student.as_str())),
     ] {
+        let before = requests(&t).await;
         let (tests, failures, errors) = schemathesis(&t, who, token, out.path());
         assert!(tests > 0, "schemathesis ran nothing as {who}");
         assert_eq!((failures, errors), (0, 0), "as {who}");
+        let answered = requests(&t).await;
+        let fivexx = t.metric("meet_http_requests_total{class=\"5xx\"}").await;
+        eprintln!(
+            "schemathesis as {who}: {} requests answered by the server, {fivexx} 5xx in all",
+            answered - before
+        );
+        assert_eq!(fivexx, 0.0, "as {who}");
     }
 }
