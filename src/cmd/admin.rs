@@ -85,20 +85,20 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut out = String::new();
     if args.json {
         let mut value = value;
         if let (Some(p), Value::Object(map)) = (&generated, &mut value) {
             map.insert("generatedPassword".into(), Value::String(p.clone()));
         }
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        super::print_json(&value)?;
     } else {
+        let mut out = String::new();
         human(&mut out, &request, &value)?;
         if let Some(p) = generated {
             writeln!(out, "password: {p}\n(shown only this once)")?;
         }
+        super::print_out(out)?;
     }
-    super::print_out(out)?;
     Ok(ExitCode::SUCCESS)
 }
 

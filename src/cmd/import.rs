@@ -87,7 +87,7 @@ pub async fn run(
                 .collect();
             map.insert("unreadableFiles".into(), Value::Array(files));
         }
-        super::print_out(serde_json::to_string_pretty(&out)? + "\n")?;
+        super::print_json(&out)?;
     } else {
         let mut out = String::new();
         summary(&mut out, &report)?;

@@ -93,7 +93,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<ExitCode> {
     }
     target.close().await;
     if args.json {
-        super::print_out(serde_json::to_string_pretty(&reports)? + "\n")?;
+        super::print_json(&reports)?;
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -121,7 +121,7 @@ async fn list(config: &crate::config::Config, json: bool) -> anyhow::Result<Exit
         }
     };
     if json {
-        super::print_out(serde_json::to_string_pretty(&value)? + "\n")?;
+        super::print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let jobs: Vec<JobInfo> = serde_json::from_value(value)?;

@@ -59,6 +59,11 @@ fn print_all(text: &[u8]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A command's report as pretty JSON, for scripts (`--json`), through [`print_out`].
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    print_out(serde_json::to_string_pretty(value)? + "\n")
+}
+
 /// Writes a command's whole report to stdout at once. A reader that went away (`| grep -q`)
 /// is not an error: the command did its work and nobody reads the rest. Any other failure
 /// (a full disk behind `>`) is. `println!` would panic on both.

@@ -51,7 +51,7 @@ async fn once(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let mut now = snapshot(socket).await?;
     now.rates_since(&before);
     if json {
-        super::print_out(serde_json::to_string_pretty(&now)? + "\n")?;
+        super::print_json(&now)?;
         return Ok(ExitCode::SUCCESS);
     }
     let s = &now.server;

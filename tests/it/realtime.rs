@@ -29,6 +29,18 @@ impl Class {
         .expect("connects");
         c
     }
+
+    /// `POST /api/meetings/{id}/{action}` (`join`, `leave`) as `token`, which must succeed.
+    async fn rest(&self, action: &str, token: &str) {
+        self.server
+            .post(
+                &format!("/api/meetings/{}/{action}", self.meeting),
+                token,
+                json!({}),
+            )
+            .await
+            .expect(200);
+    }
 }
 
 /// Float32 → Int16 as API.md specifies it, written out independently of the server's code:
@@ -611,14 +623,7 @@ async fn presence_follows_the_sockets() {
     assert_eq!(online(&participants().await, &ben_id), Some(false));
 
     // A REST join without a socket holds the seat only for `seat_hold`.
-    c.server
-        .post(
-            &format!("/api/meetings/{}/join", c.meeting),
-            &cleo_token,
-            json!({}),
-        )
-        .await
-        .expect(200);
+    c.rest("join", &cleo_token).await;
     assert_eq!(
         host.event("participant-joined").await["userId"],
         json!(cleo_id)
@@ -633,14 +638,7 @@ async fn presence_follows_the_sockets() {
     host.event("participant-joined").await;
     let health = c.server.get("/socket-health", "").await;
     assert_eq!(health.expect(200)["connections"], 2);
-    c.server
-        .post(
-            &format!("/api/meetings/{}/leave", c.meeting),
-            &cleo_token,
-            json!({}),
-        )
-        .await
-        .expect(200);
+    c.rest("leave", &cleo_token).await;
     left_shape(&host.event("participant-left").await, &cleo_id);
     cleo.disconnected().await;
 
@@ -675,23 +673,10 @@ async fn a_wait_for_a_return_ends_with_its_cause() {
         }
         before = now;
     }
-    let join = |token: String| {
-        let c = &c;
-        async move {
-            c.server
-                .post(
-                    &format!("/api/meetings/{}/join", c.meeting),
-                    &token,
-                    json!({}),
-                )
-                .await
-                .expect(200);
-        }
-    };
 
     // A REST join, then her socket (the seat-hold wait ends); the tab drops (the grace's wait
     // starts) and comes back (it ends); then she leaves on purpose.
-    join(ana_token.clone()).await;
+    c.rest("join", &ana_token).await;
     assert_eq!(
         host.event("participant-joined").await["userId"],
         json!(ana_id)
@@ -706,19 +691,12 @@ async fn a_wait_for_a_return_ends_with_its_cause() {
         json!(ana_id)
     );
     // A REST join, then a REST leave without a socket ever.
-    join(ben_token.clone()).await;
+    c.rest("join", &ben_token).await;
     assert_eq!(
         host.event("participant-joined").await["userId"],
         json!(ben_id)
     );
-    c.server
-        .post(
-            &format!("/api/meetings/{}/leave", c.meeting),
-            &ben_token,
-            json!({}),
-        )
-        .await
-        .expect(200);
+    c.rest("leave", &ben_token).await;
     assert_eq!(
         host.event("participant-left").await["userId"],
         json!(ben_id)
